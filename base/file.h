@@ -1,0 +1,26 @@
+// Small file helpers with errors that name the path.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace berth {
+
+// Reads a whole file; refuses files larger than `max_size` bytes.
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size = 16 << 20);
+
+// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0644);
+
+// Creates `path` and any missing parents with `mode` (like mkdir -p). Fine if it exists as a
+// directory; an error if it exists as something else.
+absl::Status MkdirAll(const std::string& path, mode_t mode = 0755);
+
+}  // namespace berth

@@ -1,0 +1,45 @@
+// A connection to any CRI runtime (berthd, containerd, CRI-O) over its unix socket, through the
+// generated runtime.v1 stubs only. Failing to reach the runtime is a clear error, never a hang.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "cri/api/api.grpc.pb.h"
+
+namespace berth::cri::client {
+
+class Connection {
+ public:
+  // Checks the socket, connects and waits (up to `timeout`) for the gRPC channel to be ready.
+  static absl::StatusOr<Connection> Open(const std::string& endpoint, absl::Duration timeout);
+
+  ::runtime::v1::RuntimeService::Stub& runtime() { return *runtime_; }
+  ::runtime::v1::ImageService::Stub& image() { return *image_; }
+
+  // A context whose deadline is the connection's timeout from now.
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+
+  // Turns a failed call into an absl::Status whose message says what happened in terms of the
+  // endpoint: a peer that is not a CRI runtime.v1 server, a timeout, an RPC the runtime lacks.
+  absl::Status Check(const grpc::Status& status, absl::string_view rpc) const;
+
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  Connection() = default;
+  std::string endpoint_;
+  absl::Duration timeout_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<::runtime::v1::RuntimeService::Stub> runtime_;
+  std::unique_ptr<::runtime::v1::ImageService::Stub> image_;
+};
+
+}  // namespace berth::cri::client

@@ -1,0 +1,29 @@
+// Rendering CRI answers for people (table) and programs (json, yaml).
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <string>
+#include <string_view>
+
+#include <google/protobuf/message.h>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::cri::client {
+
+enum class OutputFormat { kTable, kJson, kYaml };
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
+
+// The proto3 JSON mapping (lowerCamelCase names, as crictl prints), with default-valued
+// fields included so that `false` and `0` are visible.
+nlohmann::json MessageToJson(const google::protobuf::Message& message);
+
+// Block-style YAML for a JSON value; strings are quoted where YAML would misread them.
+std::string ToYaml(const nlohmann::json& value);
+
+// json (2-space indent) or yaml; a trailing newline included.
+std::string RenderStructured(const nlohmann::json& value, OutputFormat format);
+
+}  // namespace berth::cri::client

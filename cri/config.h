@@ -1,0 +1,61 @@
+// berthd's configuration: /etc/berth/berth.toml (or --config PATH). Every key has a default,
+// so berthd runs with no file at all; unknown keys and bad values are refused at start-up with
+// the file, the key and the reason. packaging/berth.toml documents every key.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/log.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::cri {
+
+inline constexpr char kDefaultConfigPath[] = "/etc/berth/berth.toml";
+
+struct Config {
+  std::string source;  // the file it was read from; empty when only defaults apply
+
+  std::string root = "/var/lib/berth";  // persistent state
+  std::string state = "/run/berth";     // volatile state
+  absl::Duration shutdown_timeout = absl::Seconds(10);
+
+  struct Grpc {
+    std::string address = "unix:///run/berth/berth.sock";
+    gid_t gid = 0;  // group owning the socket (mode 0660)
+    int64_t max_recv_message_size = 16 << 20;
+    int64_t max_send_message_size = 16 << 20;
+  } grpc;
+
+  struct Log {
+    spdlog::level::level_enum level = spdlog::level::info;
+    log::Format format = log::Format::kText;
+    std::string file;  // empty: stderr
+  } log;
+
+  struct Cni {
+    std::string conf_dir = "/etc/cni/net.d";
+    std::vector<std::string> bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+    std::string network_name;  // empty: the lexically first valid config
+  } cni;
+
+  // The filesystem path of the unix socket (grpc.address without "unix://").
+  std::string SocketPath() const;
+
+  // The effective configuration, for Status verbose info and `berthd --print-config`.
+  nlohmann::json ToJson() const;
+};
+
+// Parses TOML text; `source` names the file in error messages.
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::string& source);
+
+// Loads `path`. When `required` is false and the file does not exist, returns the defaults.
+absl::StatusOr<Config> LoadConfig(const std::string& path, bool required);
+
+}  // namespace berth::cri

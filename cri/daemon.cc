@@ -1,0 +1,191 @@
+#include "cri/daemon.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "cri/instrumentation.h"
+
+namespace berth::cri {
+
+namespace {
+
+std::string Dirname(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// A socket file left by a berthd that died is replaced; anything else at that path is not ours
+// to delete.
+absl::Status RemoveStaleSocket(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return LastErrnoError(absl::StrCat("stat ", path));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " exists and is not a socket; refusing to replace it"));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return LastErrnoError(absl::StrCat("remove stale socket ", path));
+  }
+  log::Info("removed stale socket", {{"path", path}});
+  return absl::OkStatus();
+}
+
+// Tells systemd (Type=notify) that berthd is ready or stopping; a no-op without NOTIFY_SOCKET.
+void NotifySystemd(absl::string_view state) {
+  const char* sock = std::getenv("NOTIFY_SOCKET");
+  if (sock == nullptr || sock[0] == '\0') return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t len = std::strlen(sock);
+  if (len >= sizeof addr.sun_path) return;
+  std::memcpy(addr.sun_path, sock, len);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return;
+  socklen_t alen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
+               reinterpret_cast<sockaddr*>(&addr), alen) < 0) {
+    log::Warn("sd_notify failed", {{"error", std::strerror(errno)}});
+  }
+}
+
+}  // namespace
+
+Daemon::Daemon(const Config& config) : config_(config) {}
+
+Daemon::~Daemon() {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
+  std::unique_ptr<Daemon> d(new Daemon(config));
+  const std::string socket_path = config.SocketPath();
+
+  RETURN_IF_ERROR(MkdirAll(config.root, 0711));
+  RETURN_IF_ERROR(MkdirAll(config.state, 0711));
+  RETURN_IF_ERROR(MkdirAll(Dirname(socket_path), 0711));
+
+  // One berthd per set of state dirs: both are locked, so two daemons sharing either one are
+  // refused, whatever socket they were told to use.
+  for (const std::string& dir : {config.root, config.state}) {
+    ASSIGN_OR_RETURN(LockFile lock, LockFile::Acquire(absl::StrCat(dir, "/berthd.lock")));
+    d->locks_.push_back(std::move(lock));
+  }
+  RETURN_IF_ERROR(RemoveStaleSocket(socket_path));
+
+  d->runtime_service_ = std::make_unique<RuntimeService>(config);
+  d->image_service_ = std::make_unique<ImageService>();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.grpc.address, grpc::InsecureServerCredentials());
+  builder.RegisterService(d->runtime_service_.get());
+  builder.RegisterService(d->image_service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.grpc.max_recv_message_size));
+  builder.SetMaxSendMessageSize(static_cast<int>(config.grpc.max_send_message_size));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeLoggingInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+
+  // The socket is created by bind() inside BuildAndStart; the umask makes it 0660 from its
+  // first moment, so there is no window in which others could connect.
+  mode_t old_umask = ::umask(0117);
+  d->server_ = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (!d->server_) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.grpc.address, " (see the grpc log line above)"));
+  }
+  if (::chown(socket_path.c_str(), 0, config.grpc.gid) != 0) {
+    return LastErrnoError(absl::StrCat("chown ", socket_path));
+  }
+  if (::chmod(socket_path.c_str(), 0660) != 0) {
+    return LastErrnoError(absl::StrCat("chmod ", socket_path));
+  }
+  return d;
+}
+
+void Daemon::Shutdown(absl::Duration grace) {
+  if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+}
+
+void Daemon::Wait() {
+  if (server_) server_->Wait();
+}
+
+int RunDaemon(const Config& config) {
+  // Signals are taken synchronously by this thread; every thread started later (gRPC's)
+  // inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) {
+    log::Error("cannot block signals");
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(config);
+  if (!daemon.ok()) {
+    log::Error("berthd failed to start", {{"error", daemon.status().message()}});
+    return 1;
+  }
+  log::Info("berthd serving", {{"address", config.grpc.address},
+                               {"version", RuntimeVersion()},
+                               {"config", config.source.empty() ? "(defaults)" : config.source},
+                               {"root", config.root},
+                               {"state", config.state}});
+  NotifySystemd("READY=1");
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      absl::Status st = log::Reopen();
+      if (st.ok()) {
+        log::Info("reopened log file on SIGHUP");
+      } else {
+        log::Error("reopening log file failed", {{"error", st.message()}});
+      }
+      continue;
+    }
+    log::Info("shutting down", {{"signal", strsignal(sig)},
+                                {"grace_ms", absl::ToInt64Milliseconds(config.shutdown_timeout)}});
+    NotifySystemd("STOPPING=1");
+    break;
+  }
+  (*daemon)->Shutdown(config.shutdown_timeout);
+  (*daemon)->Wait();
+  const std::string socket_path = config.SocketPath();
+  if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
+    log::Warn("removing socket failed", {{"path", socket_path}, {"error", std::strerror(errno)}});
+  }
+  daemon->reset();
+  log::Info("berthd stopped");
+  return 0;
+}
+
+}  // namespace berth::cri

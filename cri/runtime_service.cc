@@ -1,0 +1,136 @@
+#include "cri/runtime_service.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/version.h"
+#include "cgroups/mode.h"
+#include "cri/grpc_status.h"
+#include "network/cni_config.h"
+
+namespace berth::cri {
+
+std::string RuntimeVersion() {
+  std::string v = kVersion;
+  if (kGitCommit[0] != '\0') absl::StrAppend(&v, "+g", kGitCommit);
+  return v;
+}
+
+RuntimeService::RuntimeService(const Config& config) : config_(config), started_(absl::Now()) {}
+
+grpc::Status RuntimeService::Version(grpc::ServerContext*, const v1::VersionRequest*,
+                                     v1::VersionResponse* resp) {
+  resp->set_version(kKubeletApiVersion);
+  resp->set_runtime_name(kRuntimeName);
+  resp->set_runtime_version(RuntimeVersion());
+  resp->set_runtime_api_version(kRuntimeApiVersion);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+// The runtime can work when its state directories are usable.
+std::string RuntimeProblem(const Config& config) {
+  for (const std::string& dir : {config.root, config.state}) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return absl::StrCat("state directory ", dir, " is missing");
+    }
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+      return absl::StrCat("state directory ", dir, " is not writable");
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusRequest* req,
+                                    v1::StatusResponse* resp) {
+  v1::RuntimeCondition* runtime = resp->mutable_status()->add_conditions();
+  runtime->set_type("RuntimeReady");
+  std::string problem = RuntimeProblem(config_);
+  runtime->set_status(problem.empty());
+  if (!problem.empty()) {
+    runtime->set_reason("RuntimeStateUnavailable");
+    runtime->set_message(problem);
+  }
+
+  network::NetworkReadiness net =
+      network::CheckCniReadiness(config_.cni.conf_dir, config_.cni.bin_dirs, config_.cni.network_name);
+  v1::RuntimeCondition* network = resp->mutable_status()->add_conditions();
+  network->set_type("NetworkReady");
+  network->set_status(net.ready);
+  network->set_reason(net.reason);
+  network->set_message(net.message);
+
+  if (req->verbose()) {
+    auto& info = *resp->mutable_info();
+    info["config"] = config_.ToJson().dump();
+
+    nlohmann::json rt;
+    rt["name"] = kRuntimeName;
+    rt["version"] = RuntimeVersion();
+    rt["api_version"] = kRuntimeApiVersion;
+    rt["pid"] = ::getpid();
+    rt["started_at"] = absl::FormatTime(absl::RFC3339_full, started_, absl::UTCTimeZone());
+    absl::StatusOr<cgroups::Mode> mode = cgroups::DetectMode();
+    rt["cgroup_mode"] = mode.ok() ? std::string(cgroups::ModeName(*mode))
+                                  : absl::StrCat("unknown: ", mode.status().message());
+    info["runtime"] = rt.dump();
+
+    nlohmann::json nj;
+    nj["ready"] = net.ready;
+    nj["conf_dir"] = config_.cni.conf_dir;
+    nj["bin_dirs"] = config_.cni.bin_dirs;
+    if (net.ready) {
+      nj["network"] = net.network;
+      nj["config_file"] = net.file;
+    } else {
+      nj["message"] = net.message;
+    }
+    info["network"] = nj.dump();
+  }
+  return grpc::Status::OK;
+}
+
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, RunPodSandbox)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, StopPodSandbox)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, RemovePodSandbox)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, PodSandboxStatus)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandbox)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, CreateContainer)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, StartContainer)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, StopContainer)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, RemoveContainer)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListContainers)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ContainerStatus)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdateContainerResources)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ReopenContainerLog)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ExecSync)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, Exec)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, Attach)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, PortForward)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ContainerStats)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListContainerStats)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, PodSandboxStats)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxStats)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdateRuntimeConfig)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, CheckpointContainer)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListMetricDescriptors)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxMetrics)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, RuntimeConfig)
+BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdatePodSandboxResources)
+BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamPodSandboxes)
+BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamContainers)
+BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamContainerStats)
+BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamPodSandboxStats)
+BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamPodSandboxMetrics)
+
+grpc::Status RuntimeService::GetContainerEvents(grpc::ServerContext*, const v1::GetEventsRequest*,
+                                                grpc::ServerWriter<v1::ContainerEventResponse>*) {
+  return NotImplemented("GetContainerEvents");
+}
+
+}  // namespace berth::cri

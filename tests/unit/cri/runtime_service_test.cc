@@ -1,0 +1,101 @@
+// The services called in-process (no socket): the answers a kubelet depends on.
+#include "cri/runtime_service.h"
+
+#include <stdlib.h>
+
+#include <string>
+
+#include "base/file.h"
+#include "cri/image_service.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::cri {
+namespace {
+
+class RuntimeServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/berth-rs-test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    config_.root = dir_ + "/root";
+    config_.state = dir_ + "/state";
+    config_.cni.conf_dir = dir_ + "/net.d";
+    config_.cni.bin_dirs = {dir_ + "/bin"};
+    ASSERT_TRUE(MkdirAll(config_.root).ok());
+    ASSERT_TRUE(MkdirAll(config_.state).ok());
+    ASSERT_TRUE(MkdirAll(config_.cni.conf_dir).ok());
+    ASSERT_TRUE(MkdirAll(dir_ + "/bin").ok());
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  std::string dir_;
+  Config config_;
+};
+
+TEST_F(RuntimeServiceTest, Version) {
+  RuntimeService svc(config_);
+  v1::VersionRequest req;
+  v1::VersionResponse resp;
+  ASSERT_TRUE(svc.Version(nullptr, &req, &resp).ok());
+  EXPECT_EQ(resp.version(), "0.1.0");
+  EXPECT_EQ(resp.runtime_name(), "berth");
+  EXPECT_EQ(resp.runtime_version().rfind("0.1.0", 0), 0u) << resp.runtime_version();
+  EXPECT_EQ(resp.runtime_api_version(), "v1");
+}
+
+TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
+  RuntimeService svc(config_);
+  v1::StatusRequest req;
+  req.set_verbose(true);
+  v1::StatusResponse resp;
+  ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());
+  ASSERT_EQ(resp.status().conditions_size(), 2);
+  EXPECT_EQ(resp.status().conditions(0).type(), "RuntimeReady");
+  EXPECT_TRUE(resp.status().conditions(0).status());
+  EXPECT_EQ(resp.status().conditions(1).type(), "NetworkReady");
+  EXPECT_FALSE(resp.status().conditions(1).status());
+  EXPECT_EQ(resp.status().conditions(1).reason(), "NetworkPluginNotReady");
+  EXPECT_NE(resp.status().conditions(1).message().find(config_.cni.conf_dir), std::string::npos);
+  for (const char* key : {"config", "runtime", "network"}) {
+    ASSERT_TRUE(resp.info().contains(key)) << key;
+    EXPECT_FALSE(nlohmann::json::parse(resp.info().at(key)).is_discarded());
+  }
+  EXPECT_EQ(nlohmann::json::parse(resp.info().at("config"))["root"], config_.root);
+
+  // A valid network whose plugin exists flips NetworkReady.
+  ASSERT_TRUE(WriteFileAtomic(config_.cni.conf_dir + "/10-x.conflist",
+                              R"({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"loopback"}]})")
+                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/bin/loopback", "#!/bin/sh\n", 0755).ok());
+  resp.Clear();
+  ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());
+  EXPECT_TRUE(resp.status().conditions(1).status());
+  EXPECT_TRUE(resp.status().conditions(1).reason().empty());
+
+  // Losing the state dir makes the runtime not ready.
+  std::system(("rm -rf " + config_.state).c_str());
+  resp.Clear();
+  ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());
+  EXPECT_FALSE(resp.status().conditions(0).status());
+  EXPECT_NE(resp.status().conditions(0).message().find(config_.state), std::string::npos);
+}
+
+TEST_F(RuntimeServiceTest, NotYetImplementedRpcsSayWhich) {
+  RuntimeService rs(config_);
+  v1::RunPodSandboxRequest req;
+  v1::RunPodSandboxResponse resp;
+  grpc::Status st = rs.RunPodSandbox(nullptr, &req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(st.error_message().find("RunPodSandbox"), std::string::npos);
+
+  ImageService is;
+  v1::PullImageRequest preq;
+  v1::PullImageResponse presp;
+  st = is.PullImage(nullptr, &preq, &presp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(st.error_message().find("PullImage"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::cri
