@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include <grpc/grpc.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
@@ -127,7 +128,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
 }
 
 void Daemon::Shutdown(absl::Duration grace) {
-  if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  if (!server_) return;
+  const absl::Time deadline = absl::Now() + grace;
+  // grpc::Server::Shutdown stops accepting calls at once, but then also waits, until the
+  // deadline, for idle client connections to go away. So it runs on its own thread while this
+  // one waits only for the calls in flight, and then closes whatever connections remain.
+  std::thread shutdown([this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+  while (InFlightCalls() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  const int64_t left = InFlightCalls();
+  if (left > 0) {
+    log::Warn("cancelling CRI calls still running after the grace period", {{"calls", left}});
+  }
+  grpc_server_cancel_all_calls(server_->c_server());
+  shutdown.join();
 }
 
 void Daemon::Wait() {

@@ -1,5 +1,6 @@
 #include "cri/instrumentation.h"
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -8,6 +9,8 @@
 namespace berth::cri {
 
 namespace {
+
+std::atomic<int64_t> g_in_flight{0};
 
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
@@ -35,7 +38,10 @@ const char* CodeName(grpc::StatusCode code) {
 class LoggingInterceptor final : public grpc::experimental::Interceptor {
  public:
   explicit LoggingInterceptor(const char* method)
-      : method_(method != nullptr ? method : "?"), start_(std::chrono::steady_clock::now()) {}
+      : method_(method != nullptr ? method : "?"), start_(std::chrono::steady_clock::now()) {
+    g_in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~LoggingInterceptor() override { g_in_flight.fetch_sub(1, std::memory_order_relaxed); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
@@ -79,5 +85,7 @@ class LoggingInterceptorFactory final : public grpc::experimental::ServerInterce
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeLoggingInterceptorFactory() {
   return std::make_unique<LoggingInterceptorFactory>();
 }
+
+int64_t InFlightCalls() { return g_in_flight.load(std::memory_order_relaxed); }
 
 }  // namespace berth::cri

@@ -2,6 +2,7 @@
 // does): one debug line per RPC with its method, gRPC status and duration.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include <grpcpp/support/server_interceptor.h>
@@ -9,5 +10,9 @@
 namespace berth::cri {
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeLoggingInterceptorFactory();
+
+// CRI calls that have started and not yet finished, counted by the interceptor above; the
+// graceful shutdown waits for this to reach zero.
+int64_t InFlightCalls();
 
 }  // namespace berth::cri

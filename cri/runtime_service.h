@@ -5,7 +5,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "cri/api/api.grpc.pb.h"
+#include "cri/api/cri.h"
 #include "cri/config.h"
 
 namespace berth::cri {

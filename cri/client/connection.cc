@@ -105,10 +105,12 @@ absl::Status Connection::Check(const grpc::Status& status, absl::string_view rpc
   if (status.ok()) return absl::OkStatus();
   const std::string& msg = status.error_message();
   auto code = static_cast<absl::StatusCode>(status.error_code());
+  // Every CRI runtime implements Version; Go servers also name an unknown service.
   if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
-      absl::StrContains(msg, "unknown service runtime.v1.")) {
+      (rpc == "Version" || absl::StrContains(msg, "unknown service runtime.v1."))) {
     return absl::UnimplementedError(absl::StrCat(
-        "the peer at ", endpoint_, " is not a CRI runtime.v1 server (", msg, ")"));
+        "the peer at ", endpoint_, " is not a CRI runtime.v1 server (",
+        msg.empty() ? std::string("UNIMPLEMENTED") : msg, ")"));
   }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::DeadlineExceededError(absl::StrCat(rpc, " at ", endpoint_, ": no answer within ",

@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "cri/api/api.grpc.pb.h"
+#include "cri/api/cri.h"
 
 namespace berth::cri::client {
 

@@ -17,10 +17,10 @@
 // strings assume. Deterministic serialization is used so map entries are
 // ordered; every map here has a single entry anyway.
 //
-// NOTE: api.pb.h is included first on purpose. The CRI `Signal` enum has
-// values named SIGTERM, SIGKILL, ... which collide with <csignal> macros; in
-// this file such values are only referenced through Signal_Name()/numbers.
-#include "cri/api/api.pb.h"
+// The CRI `Signal` enum has values named SIGTERM, SIGKILL, ... which collide
+// with <csignal> macros (cri/api/cri.h explains); in this file such values are
+// only referenced through Signal_Name()/numbers.
+#include "cri/api/cri.h"
 
 #include <cstdint>
 #include <initializer_list>

@@ -1,6 +1,6 @@
 #include "cri/client/output.h"
 
-#include "cri/api/api.pb.h"
+#include "cri/api/cri.h"
 #include "gtest/gtest.h"
 
 namespace berth::cri::client {
