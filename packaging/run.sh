@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# berth's main job on a fresh Debian bookworm machine (as root): install the dependencies,
+# build a release, install it under /usr/local, (re)start berthd with its defaults and show
+# what it answers. Under systemd berthd runs as berthd.service; elsewhere (containers, CI
+# sandboxes) it runs in the background with its log in /var/log/berthd.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "packaging/run.sh: must run as root" >&2
+  exit 1
+fi
+packaging/deps.sh
+build=${BUILD_DIR:-build-release}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_BUILD_TESTS=OFF \
+      -DCMAKE_INSTALL_PREFIX=/usr/local
+cmake --build "$build" -j "$(nproc)"
+cmake --install "$build"
+
+sock=/run/berth/berth.sock
+lock=/run/berth/berthd.lock
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  systemctl daemon-reload
+  systemctl enable berthd.service >/dev/null 2>&1 || true
+  systemctl restart berthd.service
+else
+  # Stop a berthd this script started before (its pid is in the lock file), then start anew.
+  if [ -s "$lock" ]; then
+    old=$(cat "$lock")
+    if [ -n "$old" ] && [ "$(cat /proc/"$old"/comm 2>/dev/null)" = berthd ]; then
+      kill -TERM "$old"
+      for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  setsid /usr/local/bin/berthd >>/var/log/berthd.log 2>&1 < /dev/null &
+fi
+
+for _ in $(seq 100); do
+  [ -S "$sock" ] && /usr/local/bin/berthctl version >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo "== berthctl version"
+/usr/local/bin/berthctl version
+echo
+echo "== berthctl info"
+/usr/local/bin/berthctl info
+echo
+echo "berthd is serving on unix://$sock (log: $( [ -d /run/systemd/system ] && echo 'journalctl -u berthd' || echo /var/log/berthd.log ))"
