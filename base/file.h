@@ -1,8 +1,8 @@
 // Small file helpers with errors that name the path.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <sys/types.h>
+#include "absl/strings/string_view.h"
 
 #include <cstddef>
 #include <string>

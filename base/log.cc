@@ -96,7 +96,8 @@ void GrpcLogFunction(gpr_log_func_args* args) {
 
 }  // namespace
 
-Field::Field(absl::string_view k, double v) : key(k), value(absl::StrFormat("%.3f", v)), quote(false) {}
+Field::Field(absl::string_view k, double v)
+    : key(k), value(absl::StrFormat("%.3f", v)), quote(false) {}
 
 absl::StatusOr<spdlog::level::level_enum> ParseLevel(absl::string_view name) {
   std::string n = absl::AsciiStrToLower(name);
@@ -158,7 +159,8 @@ absl::Status Init(const Options& options) {
     try {
       file_sink = std::make_shared<ReopenableFileSink>(options.file);
     } catch (const spdlog::spdlog_ex& e) {
-      return absl::InvalidArgumentError(absl::StrCat("open log file ", options.file, ": ", e.what()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("open log file ", options.file, ": ", e.what()));
     }
     sink = file_sink;
   }
@@ -179,7 +181,7 @@ absl::Status Init(const Options& options) {
   gpr_set_log_function(GrpcLogFunction);
   // gRPC's own debug output is internal chatter: only shown at trace level.
   gpr_set_log_verbosity(options.level <= spdlog::level::trace ? GPR_LOG_SEVERITY_DEBUG
-                                                               : GPR_LOG_SEVERITY_ERROR);
+                                                              : GPR_LOG_SEVERITY_ERROR);
   return absl::OkStatus();
 }
 
@@ -198,7 +200,9 @@ absl::Status Reopen() {
   return absl::OkStatus();
 }
 
-bool Enabled(spdlog::level::level_enum level) { return Logger()->should_log(level); }
+bool Enabled(spdlog::level::level_enum level) {
+  return Logger()->should_log(level);
+}
 
 void Log(spdlog::level::level_enum level, absl::string_view msg,
          std::initializer_list<Field> fields) {

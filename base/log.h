@@ -3,11 +3,11 @@
 // per line. Call Init once at start-up; before that, logs go to stderr as text at info level.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -70,6 +70,7 @@ inline void Error(absl::string_view msg, std::initializer_list<Field> fields = {
 }
 
 // Exposed for tests: renders the payload part of a line in the given format.
-std::string RenderPayload(Format format, absl::string_view msg, std::initializer_list<Field> fields);
+std::string RenderPayload(Format format, absl::string_view msg,
+                          std::initializer_list<Field> fields);
 
 }  // namespace berth::log

@@ -1,8 +1,8 @@
 // Error helpers shared by every folder. Errors are values: absl::Status / absl::StatusOr<T>.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,9 +26,9 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context);
 #define BERTH_STATUS_CONCAT_(a, b) BERTH_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                     \
-  do {                                            \
-    ::absl::Status berth_status_ = (expr);        \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status berth_status_ = (expr);         \
     if (!berth_status_.ok()) return berth_status_; \
   } while (0)
 

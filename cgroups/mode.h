@@ -1,10 +1,10 @@
 // Which cgroup layout the host runs: the first thing every cgroup operation needs to know.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <functional>
 #include <string>
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 

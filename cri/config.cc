@@ -1,8 +1,8 @@
 #include "cri/config.h"
 
+#include <sys/stat.h>
 #include <cerrno>
 #include <set>
-#include <sys/stat.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -42,7 +42,8 @@ class Reader {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<const toml::table*> Table(const toml::table& parent, const std::string& key) const {
+  absl::StatusOr<const toml::table*> Table(const toml::table& parent,
+                                           const std::string& key) const {
     const toml::node* n = parent.get(key);
     if (n == nullptr) return nullptr;
     if (!n->is_table()) return Error(n, key, "must be a table");
@@ -67,7 +68,8 @@ class Reader {
       return absl::OkStatus();
     }
     if (!absl::StartsWith(v, "/")) {
-      return Error(t.get(key), Full(prefix, key), absl::StrCat("\"", v, "\" is not an absolute path"));
+      return Error(t.get(key), Full(prefix, key),
+                   absl::StrCat("\"", v, "\" is not an absolute path"));
     }
     *out = v;
     return absl::OkStatus();
@@ -80,7 +82,8 @@ class Reader {
     if (!n->is_integer()) return Error(n, Full(prefix, key), "must be an integer");
     int64_t v = n->value<int64_t>().value();
     if (v < min || v > max) {
-      return Error(n, Full(prefix, key), absl::StrCat(v, " is out of range [", min, ", ", max, "]"));
+      return Error(n, Full(prefix, key),
+                   absl::StrCat(v, " is out of range [", min, ", ", max, "]"));
     }
     *out = v;
     return absl::OkStatus();
@@ -90,12 +93,14 @@ class Reader {
                         absl::Duration* out) const {
     const toml::node* n = t.get(key);
     if (n == nullptr) return absl::OkStatus();
-    if (!n->is_string()) return Error(n, Full(prefix, key), "must be a duration string such as \"10s\"");
+    if (!n->is_string())
+      return Error(n, Full(prefix, key), "must be a duration string such as \"10s\"");
     std::string s = n->value<std::string>().value();
     absl::Duration d;
     if (!absl::ParseDuration(s, &d) || d <= absl::ZeroDuration()) {
-      return Error(n, Full(prefix, key),
-                   absl::StrCat("\"", s, "\" is not a positive duration (e.g. \"500ms\", \"10s\", \"2m\")"));
+      return Error(
+          n, Full(prefix, key),
+          absl::StrCat("\"", s, "\" is not a positive duration (e.g. \"500ms\", \"10s\", \"2m\")"));
     }
     *out = d;
     return absl::OkStatus();
@@ -143,7 +148,9 @@ absl::Status ValidateAddress(const Reader& r, const toml::table* t, const std::s
 
 }  // namespace
 
-std::string Config::SocketPath() const { return grpc.address.substr(absl::string_view("unix://").size()); }
+std::string Config::SocketPath() const {
+  return grpc.address.substr(absl::string_view("unix://").size());
+}
 
 nlohmann::json Config::ToJson() const {
   nlohmann::json j;
@@ -159,7 +166,8 @@ nlohmann::json Config::ToJson() const {
                                     spdlog::level::to_string_view(log.level).size())},
               {"format", log.format == log::Format::kJson ? "json" : "text"},
               {"file", log.file}};
-  j["cni"] = {{"conf_dir", cni.conf_dir}, {"bin_dirs", cni.bin_dirs}, {"network_name", cni.network_name}};
+  j["cni"] = {
+      {"conf_dir", cni.conf_dir}, {"bin_dirs", cni.bin_dirs}, {"network_name", cni.network_name}};
   return j;
 }
 
@@ -169,21 +177,23 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
     doc = toml::parse(std::string_view(toml_text.data(), toml_text.size()), source);
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ":", e.source().begin.line, ":",
-                                                   e.source().begin.column, ": ", std::string(e.description())));
+                                                   e.source().begin.column, ": ",
+                                                   std::string(e.description())));
   }
 
   Reader r(source);
   Config c;
   c.source = source;
-  RETURN_IF_ERROR(r.CheckKeys(doc, "", {"root", "state", "shutdown_timeout", "grpc", "log", "cni"}));
+  RETURN_IF_ERROR(
+      r.CheckKeys(doc, "", {"root", "state", "shutdown_timeout", "grpc", "log", "cni"}));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "root", &c.root, false));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "state", &c.state, false));
   RETURN_IF_ERROR(r.Duration(doc, "", "shutdown_timeout", &c.shutdown_timeout));
 
   ASSIGN_OR_RETURN(const toml::table* grpc, r.Table(doc, "grpc"));
   if (grpc != nullptr) {
-    RETURN_IF_ERROR(r.CheckKeys(*grpc, "grpc", {"address", "gid", "max_recv_message_size",
-                                                "max_send_message_size"}));
+    RETURN_IF_ERROR(r.CheckKeys(
+        *grpc, "grpc", {"address", "gid", "max_recv_message_size", "max_send_message_size"}));
     RETURN_IF_ERROR(r.String(*grpc, "grpc", "address", &c.grpc.address));
     int64_t gid = c.grpc.gid;
     RETURN_IF_ERROR(r.Integer(*grpc, "grpc", "gid", 0, 0xfffffffeLL, &gid));

@@ -3,8 +3,8 @@
 // the file, the key and the reason. packaging/berth.toml documents every key.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <sys/types.h>
+#include "absl/strings/string_view.h"
 
 #include <cstdint>
 #include <string>

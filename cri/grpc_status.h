@@ -1,8 +1,8 @@
 // absl::Status -> grpc::Status, done once at the CRI edge.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <grpcpp/support/status.h>
+#include "absl/strings/string_view.h"
 
 #include <string>
 #include <string_view>
@@ -27,15 +27,15 @@ inline grpc::Status NotImplemented(absl::string_view rpc) {
 }  // namespace berth::cri
 
 // Defines Service::Name for a unary RPC that answers UNIMPLEMENTED naming itself.
-#define BERTH_UNIMPLEMENTED_RPC(Service, Name)                                    \
-  grpc::Status Service::Name(grpc::ServerContext*, const v1::Name##Request*,      \
-                             v1::Name##Response*) {                               \
-    return NotImplemented(#Name);                                                \
+#define BERTH_UNIMPLEMENTED_RPC(Service, Name)                               \
+  grpc::Status Service::Name(grpc::ServerContext*, const v1::Name##Request*, \
+                             v1::Name##Response*) {                          \
+    return NotImplemented(#Name);                                            \
   }
 
 // The same for a server-streaming RPC.
-#define BERTH_UNIMPLEMENTED_STREAM_RPC(Service, Name)                             \
-  grpc::Status Service::Name(grpc::ServerContext*, const v1::Name##Request*,      \
-                             grpc::ServerWriter<v1::Name##Response>*) {           \
-    return NotImplemented(#Name);                                                \
+#define BERTH_UNIMPLEMENTED_STREAM_RPC(Service, Name)                        \
+  grpc::Status Service::Name(grpc::ServerContext*, const v1::Name##Request*, \
+                             grpc::ServerWriter<v1::Name##Response>*) {      \
+    return NotImplemented(#Name);                                            \
   }

@@ -1,6 +1,6 @@
 // runtime.v1.ImageService: arrives with the image-service issue.
-#include "cri/grpc_status.h"
 #include "cri/image_service.h"
+#include "cri/grpc_status.h"
 
 namespace berth::cri {
 

@@ -47,8 +47,9 @@ class LoggingInterceptor final : public grpc::experimental::Interceptor {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
-                      .count();
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+              .count();
       bool failed = status.error_code() == grpc::INTERNAL || status.error_code() == grpc::UNKNOWN ||
                     status.error_code() == grpc::DATA_LOSS;
       auto level = failed ? spdlog::level::warn : spdlog::level::debug;
@@ -72,7 +73,8 @@ class LoggingInterceptor final : public grpc::experimental::Interceptor {
   std::chrono::steady_clock::time_point start_;
 };
 
-class LoggingInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+class LoggingInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
@@ -82,10 +84,13 @@ class LoggingInterceptorFactory final : public grpc::experimental::ServerInterce
 
 }  // namespace
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeLoggingInterceptorFactory() {
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+MakeLoggingInterceptorFactory() {
   return std::make_unique<LoggingInterceptorFactory>();
 }
 
-int64_t InFlightCalls() { return g_in_flight.load(std::memory_order_relaxed); }
+int64_t InFlightCalls() {
+  return g_in_flight.load(std::memory_order_relaxed);
+}
 
 }  // namespace berth::cri

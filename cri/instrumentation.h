@@ -9,7 +9,8 @@
 
 namespace berth::cri {
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeLoggingInterceptorFactory();
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+MakeLoggingInterceptorFactory();
 
 // CRI calls that have started and not yet finished, counted by the interceptor above; the
 // graceful shutdown waits for this to reach zero.

@@ -57,8 +57,8 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
     runtime->set_message(problem);
   }
 
-  network::NetworkReadiness net =
-      network::CheckCniReadiness(config_.cni.conf_dir, config_.cni.bin_dirs, config_.cni.network_name);
+  network::NetworkReadiness net = network::CheckCniReadiness(
+      config_.cni.conf_dir, config_.cni.bin_dirs, config_.cni.network_name);
   v1::RuntimeCondition* network = resp->mutable_status()->add_conditions();
   network->set_type("NetworkReady");
   network->set_status(net.ready);

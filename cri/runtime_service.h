@@ -21,13 +21,14 @@ inline constexpr char kRuntimeApiVersion[] = "v1";
 std::string RuntimeVersion();
 
 // Declares the override of a unary RPC `Name(NameRequest) returns (NameResponse)`.
-#define BERTH_UNARY_RPC(Name)                                                              \
-  grpc::Status Name(grpc::ServerContext* ctx, const v1::Name##Request* req,               \
+#define BERTH_UNARY_RPC(Name)                                               \
+  grpc::Status Name(grpc::ServerContext* ctx, const v1::Name##Request* req, \
                     v1::Name##Response* resp) override
 
-// Declares the override of a server-streaming RPC `Name(NameRequest) returns (stream NameResponse)`.
-#define BERTH_STREAM_RPC(Name)                                                             \
-  grpc::Status Name(grpc::ServerContext* ctx, const v1::Name##Request* req,               \
+// Declares the override of a server-streaming RPC `Name(NameRequest) returns (stream
+// NameResponse)`.
+#define BERTH_STREAM_RPC(Name)                                              \
+  grpc::Status Name(grpc::ServerContext* ctx, const v1::Name##Request* req, \
                     grpc::ServerWriter<v1::Name##Response>* writer) override
 
 class RuntimeService final : public v1::RuntimeService::Service {
@@ -76,6 +77,5 @@ class RuntimeService final : public v1::RuntimeService::Service {
   Config config_;
   absl::Time started_;
 };
-
 
 }  // namespace berth::cri

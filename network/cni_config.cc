@@ -23,7 +23,8 @@ absl::Status Invalid(const std::string& path, absl::string_view why) {
 }
 
 absl::Status CheckPlugin(const std::string& path, const nlohmann::json& plugin, size_t index) {
-  if (!plugin.is_object()) return Invalid(path, absl::StrCat("plugins[", index, "] is not an object"));
+  if (!plugin.is_object())
+    return Invalid(path, absl::StrCat("plugins[", index, "] is not an object"));
   auto type = plugin.find("type");
   if (type == plugin.end() || !type->is_string() || type->get<std::string>().empty()) {
     return Invalid(path, absl::StrCat("plugins[", index, "] has no \"type\""));
@@ -82,7 +83,8 @@ absl::StatusOr<CniConfigList> FindCniNetwork(const std::string& conf_dir, const 
   std::vector<std::string> files;
   while (struct dirent* ent = ::readdir(dir)) {
     std::string n = ent->d_name;
-    if (absl::EndsWith(n, ".conf") || absl::EndsWith(n, ".conflist") || absl::EndsWith(n, ".json")) {
+    if (absl::EndsWith(n, ".conf") || absl::EndsWith(n, ".conflist") ||
+        absl::EndsWith(n, ".json")) {
       files.push_back(n);
     }
   }
@@ -98,8 +100,9 @@ absl::StatusOr<CniConfigList> FindCniNetwork(const std::string& conf_dir, const 
     }
     if (name.empty() || list->name == name) return list;
   }
-  std::string what = name.empty() ? "no valid CNI network config"
-                                   : absl::StrCat("no valid CNI network config named \"", name, "\"");
+  std::string what = name.empty()
+                         ? "no valid CNI network config"
+                         : absl::StrCat("no valid CNI network config named \"", name, "\"");
   std::string msg = absl::StrCat(what, " found in ", conf_dir);
   if (!skipped.empty()) absl::StrAppend(&msg, " (skipped: ", absl::StrJoin(skipped, "; "), ")");
   return absl::NotFoundError(msg);
@@ -110,12 +113,13 @@ absl::StatusOr<std::string> FindCniPlugin(const std::string& type,
   for (const std::string& dir : bin_dirs) {
     std::string path = absl::StrCat(dir, "/", type);
     struct stat st;
-    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0) {
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(path.c_str(), X_OK) == 0) {
       return path;
     }
   }
-  return absl::NotFoundError(absl::StrCat("CNI plugin \"", type, "\" not found in ",
-                                          absl::StrJoin(bin_dirs, ":")));
+  return absl::NotFoundError(
+      absl::StrCat("CNI plugin \"", type, "\" not found in ", absl::StrJoin(bin_dirs, ":")));
 }
 
 NetworkReadiness CheckCniReadiness(const std::string& conf_dir,

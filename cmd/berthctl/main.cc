@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   }
   opts.endpoint = *endpoint;
   if (!absl::ParseDuration(timeout_flag, &opts.timeout) || opts.timeout <= absl::ZeroDuration()) {
-    std::cerr << "berthctl: --timeout \"" << timeout_flag << "\" is not a positive duration (e.g. 5s)\n";
+    std::cerr << "berthctl: --timeout \"" << timeout_flag
+              << "\" is not a positive duration (e.g. 5s)\n";
     return 2;
   }
   absl::StatusOr<client::OutputFormat> output = client::ParseOutputFormat(output_flag);

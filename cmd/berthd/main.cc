@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) {
     absl::StatusOr<spdlog::level::level_enum> level = berth::log::ParseLevel(log_level);
     if (!level.ok()) {
-      std::fprintf(stderr, "berthd: --log-level: %s\n", std::string(level.status().message()).c_str());
+      std::fprintf(stderr, "berthd: --log-level: %s\n",
+                   std::string(level.status().message()).c_str());
       return 2;
     }
     config->log.level = *level;

@@ -31,11 +31,12 @@ absl::Status ProbeSocket(const std::string& endpoint, const std::string& path) {
                                                  ": socket ", path,
                                                  " does not exist (is the runtime running?)"));
     }
-    return ErrnoError(errno, absl::StrCat("cannot connect to the runtime at ", endpoint, ": stat ", path));
+    return ErrnoError(errno,
+                      absl::StrCat("cannot connect to the runtime at ", endpoint, ": stat ", path));
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot connect to the runtime at ", endpoint, ": ", path, " is not a unix socket"));
+    return absl::FailedPreconditionError(absl::StrCat("cannot connect to the runtime at ", endpoint,
+                                                      ": ", path, " is not a unix socket"));
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -80,9 +81,9 @@ absl::StatusOr<Connection> Connection::Open(const std::string& endpoint, absl::D
           "is it a CRI runtime?"));
     }
     if (!channel->WaitForStateChange(state, deadline)) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "cannot connect to the runtime at ", ep, ": no gRPC handshake within ",
-          absl::FormatDuration(timeout), "; is it a CRI runtime?"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("cannot connect to the runtime at ", ep, ": no gRPC handshake within ",
+                       absl::FormatDuration(timeout), "; is it a CRI runtime?"));
     }
   }
 
@@ -108,9 +109,9 @@ absl::Status Connection::Check(const grpc::Status& status, absl::string_view rpc
   // Every CRI runtime implements Version; Go servers also name an unknown service.
   if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
       (rpc == "Version" || absl::StrContains(msg, "unknown service runtime.v1."))) {
-    return absl::UnimplementedError(absl::StrCat(
-        "the peer at ", endpoint_, " is not a CRI runtime.v1 server (",
-        msg.empty() ? std::string("UNIMPLEMENTED") : msg, ")"));
+    return absl::UnimplementedError(
+        absl::StrCat("the peer at ", endpoint_, " is not a CRI runtime.v1 server (",
+                     msg.empty() ? std::string("UNIMPLEMENTED") : msg, ")"));
   }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::DeadlineExceededError(absl::StrCat(rpc, " at ", endpoint_, ": no answer within ",

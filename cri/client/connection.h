@@ -2,9 +2,9 @@
 // generated runtime.v1 stubs only. Failing to reach the runtime is a clear error, never a hang.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
+#include "absl/strings/string_view.h"
 
 #include <memory>
 #include <string>

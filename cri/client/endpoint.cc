@@ -13,9 +13,9 @@ absl::StatusOr<std::string> NormalizeEndpoint(absl::string_view endpoint) {
   absl::string_view e = absl::StripAsciiWhitespace(endpoint);
   if (absl::StartsWith(e, "/")) return absl::StrCat("unix://", e);
   if (absl::StartsWith(e, "unix:///") && e.size() > 8) return std::string(e);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unsupported runtime endpoint \"", endpoint,
-      "\": use unix:///path/to/socket (or an absolute socket path)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unsupported runtime endpoint \"", endpoint,
+                   "\": use unix:///path/to/socket (or an absolute socket path)"));
 }
 
 std::string SocketPathOf(absl::string_view endpoint) {
@@ -40,7 +40,8 @@ absl::StatusOr<std::map<std::string, std::string>> ReadCrictlConfig(const std::s
     // A trailing comment, then optional quotes.
     if (!value.empty() && value[0] != '"' && value[0] != '\'') {
       size_t hash = value.find(" #");
-      if (hash != absl::string_view::npos) value = absl::StripAsciiWhitespace(value.substr(0, hash));
+      if (hash != absl::string_view::npos)
+        value = absl::StripAsciiWhitespace(value.substr(0, hash));
     }
     if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
         value.back() == value.front()) {

@@ -3,10 +3,10 @@
 // socket as the last resort).
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <map>
 #include <string>
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 

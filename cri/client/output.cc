@@ -28,7 +28,8 @@ namespace {
 
 bool NeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
-  static const char* kReserved[] = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"};
+  static const char* kReserved[] = {"true", "false", "yes", "no", "on",
+                                    "off",  "null",  "~",   "y",  "n"};
   std::string lower = absl::AsciiStrToLower(s);
   for (const char* r : kReserved) {
     if (lower == r) return true;

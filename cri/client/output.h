@@ -1,9 +1,9 @@
 // Rendering CRI answers for people (table) and programs (json, yaml).
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string>
 #include <string_view>
+#include "absl/strings/string_view.h"
 
 #include <google/protobuf/message.h>
 

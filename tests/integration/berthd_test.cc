@@ -15,10 +15,10 @@
 #include <string>
 #include <thread>
 
+#include <google/protobuf/descriptor.h>
 #include "absl/strings/str_cat.h"
 #include "cri/api/cri.h"
 #include "gtest/gtest.h"
-#include <google/protobuf/descriptor.h>
 #include "nlohmann/json.hpp"
 #include "tests/integration/process.h"
 
@@ -31,7 +31,9 @@ class Berthd {
  public:
   // Writes a config with everything under `dir` and `extra` appended.
   explicit Berthd(const TempDir& dir, const std::string& extra = "")
-      : dir_(dir), socket_(dir / "run/berth.sock"), config_(dir / "berth.toml"),
+      : dir_(dir),
+        socket_(dir / "run/berth.sock"),
+        config_(dir / "berth.toml"),
         log_(dir / "berthd.out") {
     ::mkdir((dir / "net.d").c_str(), 0755);
     WriteFileOrDie(config_, absl::StrCat("root = \"", dir / "root", "\"\n", "state = \"",
@@ -311,7 +313,7 @@ TEST(Berthctl, VersionAndInfoAgainstBerthd) {
   EXPECT_NE(r.out.find("RuntimeApiVersion:  v1\n"), std::string::npos);
 
   r = RunCommand({BERTHCTL_PATH, "version", "-o", "json"}, absl::Seconds(30),
-          {"CONTAINER_RUNTIME_ENDPOINT=" + ep});
+                 {"CONTAINER_RUNTIME_ENDPOINT=" + ep});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json v = nlohmann::json::parse(r.out);
   EXPECT_EQ(v["runtimeName"], "berth");
@@ -329,7 +331,8 @@ TEST(Berthctl, VersionAndInfoAgainstBerthd) {
 
   r = RunCommand({BERTHCTL_PATH, "-r", ep, "info"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("NetworkReady   false    NetworkPluginNotReady"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NetworkReady   false    NetworkPluginNotReady"), std::string::npos)
+      << r.out;
 
   r = RunCommand({BERTHCTL_PATH, "-r", ep, "-o", "yaml", "info"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -368,8 +371,8 @@ TEST(Berthctl, SilentPeerTimesOutInsteadOfHanging) {
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ASSERT_EQ(::listen(fd, 16), 0);  // accepts (in the backlog), never speaks
-  CommandResult r = RunCommand({BERTHCTL_PATH, "-r", "unix://" + path, "--timeout", "2s", "version"},
-                        absl::Seconds(20));
+  CommandResult r = RunCommand(
+      {BERTHCTL_PATH, "-r", "unix://" + path, "--timeout", "2s", "version"}, absl::Seconds(20));
   ::close(fd);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -396,8 +399,8 @@ TEST(Berthctl, NonGrpcPeerIsReported) {
       ::close(c);
     }
   });
-  CommandResult r = RunCommand({BERTHCTL_PATH, "-r", "unix://" + path, "--timeout", "3s", "version"},
-                        absl::Seconds(20));
+  CommandResult r = RunCommand(
+      {BERTHCTL_PATH, "-r", "unix://" + path, "--timeout", "3s", "version"}, absl::Seconds(20));
   ::shutdown(fd, SHUT_RDWR);
   ::close(fd);
   server.join();

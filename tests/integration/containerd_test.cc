@@ -20,19 +20,19 @@ TEST(BerthctlAgainstContainerd, VersionAndInfo) {
   TempDir dir;
   ::mkdir((dir / "net.d").c_str(), 0755);
   std::string sock = dir / "containerd.sock";
-  WriteFileOrDie(dir / "config.toml",
-                 absl::StrCat("version = 2\n", "root = \"", dir / "root", "\"\n", "state = \"",
-                              dir / "state", "\"\n", "[grpc]\n  address = \"", sock, "\"\n",
-                              "[ttrpc]\n  address = \"", sock, ".ttrpc\"\n",
-                              "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"", dir / "opt",
-                              "\"\n", "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
-                              "  restrict_oom_score_adj = true\n  disable_apparmor = true\n",
-                              "  tolerate_missing_hugetlb_controller = true\n",
-                              "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n",
-                              "    bin_dir = \"/usr/lib/cni\"\n    conf_dir = \"", dir / "net.d",
-                              "\"\n"));
+  WriteFileOrDie(
+      dir / "config.toml",
+      absl::StrCat("version = 2\n", "root = \"", dir / "root", "\"\n", "state = \"", dir / "state",
+                   "\"\n", "[grpc]\n  address = \"", sock, "\"\n", "[ttrpc]\n  address = \"", sock,
+                   ".ttrpc\"\n", "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"",
+                   dir / "opt", "\"\n", "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
+                   "  restrict_oom_score_adj = true\n  disable_apparmor = true\n",
+                   "  tolerate_missing_hugetlb_controller = true\n",
+                   "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n",
+                   "    bin_dir = \"/usr/lib/cni\"\n    conf_dir = \"", dir / "net.d", "\"\n"));
   Child containerd;
-  containerd.Start({"/usr/bin/containerd", "--config", dir / "config.toml"}, dir / "containerd.log");
+  containerd.Start({"/usr/bin/containerd", "--config", dir / "config.toml"},
+                   dir / "containerd.log");
   ASSERT_TRUE(WaitForSocket(sock, absl::Seconds(30))) << ReadFileOrEmpty(dir / "containerd.log");
 
   // The CRI plugin may answer a moment after the socket appears.
@@ -53,7 +53,7 @@ TEST(BerthctlAgainstContainerd, VersionAndInfo) {
   EXPECT_EQ(info["status"]["conditions"][0]["type"], "RuntimeReady");
   EXPECT_EQ(info["status"]["conditions"][1]["type"], "NetworkReady");
   EXPECT_EQ(info["status"]["conditions"][1]["status"], false);  // empty conf dir
-  EXPECT_TRUE(info.contains("config")) << r.out;  // containerd's verbose info, parsed
+  EXPECT_TRUE(info.contains("config")) << r.out;                // containerd's verbose info, parsed
 
   EXPECT_EQ(containerd.Stop(SIGTERM, absl::Seconds(20)) != -1, true);
 }

@@ -74,7 +74,7 @@ bool WaitUntil(pid_t pid, absl::Time deadline, int* status) {
 }  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
-                  const std::vector<std::string>& extra_env) {
+                         const std::vector<std::string>& extra_env) {
   CommandResult r;
   char out_tmpl[] = "/tmp/berth-run-out.XXXXXX";
   char err_tmpl[] = "/tmp/berth-run-err.XXXXXX";
@@ -105,7 +105,9 @@ TempDir::TempDir() {
   path_ = tmpl;
 }
 
-TempDir::~TempDir() { RunCommand({"/bin/rm", "-rf", path_}); }
+TempDir::~TempDir() {
+  RunCommand({"/bin/rm", "-rf", path_});
+}
 
 Child::~Child() {
   if (pid_ > 0) Stop(SIGKILL, absl::Seconds(5));

@@ -20,8 +20,9 @@ struct CommandResult {
 };
 
 // Runs argv (no shell) with the extra environment entries, waits at most `timeout`.
-CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(30),
-                  const std::vector<std::string>& extra_env = {});
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         absl::Duration timeout = absl::Seconds(30),
+                         const std::vector<std::string>& extra_env = {});
 
 // A temporary directory removed (rm -rf) on destruction.
 class TempDir {

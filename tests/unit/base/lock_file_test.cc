@@ -28,8 +28,9 @@ TEST(LockFile, SecondHolderIsRefusedWithPid) {
     ASSERT_GE(child, 0);
     if (child == 0) {
       absl::StatusOr<LockFile> second = LockFile::Acquire(path);
-      bool ok = !second.ok() && second.status().code() == absl::StatusCode::kFailedPrecondition &&
-                second.status().message().find(absl::StrCat("pid ", getppid())) != std::string::npos;
+      bool ok =
+          !second.ok() && second.status().code() == absl::StatusCode::kFailedPrecondition &&
+          second.status().message().find(absl::StrCat("pid ", getppid())) != std::string::npos;
       _exit(ok ? 0 : 1);
     }
     int status = 0;

@@ -12,10 +12,11 @@ namespace berth::log {
 namespace {
 
 TEST(Log, TextPayloadQuotesOnlyWhenNeeded) {
-  EXPECT_EQ(RenderPayload(Format::kText, "rpc", {{"method", "/runtime.v1.RuntimeService/Version"},
-                                                 {"duration_ms", 1.25},
-                                                 {"ok", true},
-                                                 {"error", "two words"}}),
+  EXPECT_EQ(RenderPayload(Format::kText, "rpc",
+                          {{"method", "/runtime.v1.RuntimeService/Version"},
+                           {"duration_ms", 1.25},
+                           {"ok", true},
+                           {"error", "two words"}}),
             "rpc method=/runtime.v1.RuntimeService/Version duration_ms=1.250 ok=true "
             "error=\"two words\"");
 }

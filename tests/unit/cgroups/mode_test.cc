@@ -24,9 +24,10 @@ TEST(DetectMode, Unified) {
 }
 
 TEST(DetectMode, Hybrid) {
-  EXPECT_EQ(*DetectModeWith("/sys/fs/cgroup", Fake({{"/sys/fs/cgroup", TMPFS_MAGIC},
-                                                    {"/sys/fs/cgroup/unified", CGROUP2_SUPER_MAGIC}})),
-            Mode::kHybrid);
+  EXPECT_EQ(
+      *DetectModeWith("/sys/fs/cgroup", Fake({{"/sys/fs/cgroup", TMPFS_MAGIC},
+                                              {"/sys/fs/cgroup/unified", CGROUP2_SUPER_MAGIC}})),
+      Mode::kHybrid);
 }
 
 TEST(DetectMode, Legacy) {

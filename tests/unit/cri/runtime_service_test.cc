@@ -64,9 +64,10 @@ TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
   EXPECT_EQ(nlohmann::json::parse(resp.info().at("config"))["root"], config_.root);
 
   // A valid network whose plugin exists flips NetworkReady.
-  ASSERT_TRUE(WriteFileAtomic(config_.cni.conf_dir + "/10-x.conflist",
-                              R"({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"loopback"}]})")
-                  .ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(config_.cni.conf_dir + "/10-x.conflist",
+                      R"({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"loopback"}]})")
+          .ok());
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/bin/loopback", "#!/bin/sh\n", 0755).ok());
   resp.Clear();
   ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());

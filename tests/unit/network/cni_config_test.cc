@@ -78,7 +78,8 @@ TEST_F(CniConfigTest, LexicallyFirstValidWinsAndInvalidAreSkipped) {
   EXPECT_EQ(named->plugins.size(), 2u);
   absl::StatusOr<CniConfigList> absent = FindCniNetwork(dir_ + "/net.d", "nope");
   EXPECT_EQ(absent.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(absent.status().message().find("00-broken.conflist: not valid JSON"), std::string::npos);
+  EXPECT_NE(absent.status().message().find("00-broken.conflist: not valid JSON"),
+            std::string::npos);
 }
 
 TEST_F(CniConfigTest, RefusesPluginTypesThatArePaths) {

@@ -27,12 +27,13 @@ TEST(Output, MessageToJsonUsesCamelCaseAndShowsDefaults) {
 }
 
 TEST(Output, Yaml) {
-  nlohmann::json j = {
-      {"status", {{"conditions", {{{"type", "RuntimeReady"}, {"status", true}},
-                                  {{"type", "NetworkReady"}, {"status", false}, {"message", "a: b"}}}}}},
-      {"empty", nlohmann::json::object()},
-      {"list", {1, "yes", "plain"}},
-      {"version", "0.1.0"}};
+  nlohmann::json j = {{"status",
+                       {{"conditions",
+                         {{{"type", "RuntimeReady"}, {"status", true}},
+                          {{"type", "NetworkReady"}, {"status", false}, {"message", "a: b"}}}}}},
+                      {"empty", nlohmann::json::object()},
+                      {"list", {1, "yes", "plain"}},
+                      {"version", "0.1.0"}};
   EXPECT_EQ(ToYaml(j),
             "empty: {}\n"
             "list:\n"
