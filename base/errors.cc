@@ -47,8 +47,14 @@ absl::StatusCode CodeForErrno(int err) {
 
 }  // namespace
 
+std::string ErrnoString(int err) {
+  char buf[256];
+  // GNU strerror_r: returns a pointer to the message, which may or may not be `buf`.
+  return std::string(strerror_r(err, buf, sizeof buf));
+}
+
 absl::Status ErrnoError(int err, absl::string_view what) {
-  return absl::Status(CodeForErrno(err), absl::StrCat(what, ": ", std::strerror(err)));
+  return absl::Status(CodeForErrno(err), absl::StrCat(what, ": ", ErrnoString(err)));
 }
 
 absl::Status LastErrnoError(absl::string_view what) {

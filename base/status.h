@@ -1,6 +1,7 @@
 // Error helpers shared by every folder. Errors are values: absl::Status / absl::StatusOr<T>.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include "absl/strings/string_view.h"
 
@@ -16,6 +17,9 @@ absl::Status ErrnoError(int err, absl::string_view what);
 
 // The same, for the current errno.
 absl::Status LastErrnoError(absl::string_view what);
+
+// strerror, thread-safe: "No such file or directory".
+std::string ErrnoString(int err);
 
 // Prefixes a status's message with context, keeping its code: "loading config: <msg>".
 absl::Status Annotate(const absl::Status& status, absl::string_view context);

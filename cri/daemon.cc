@@ -52,6 +52,7 @@ absl::Status RemoveStaleSocket(const std::string& path) {
 
 // Tells systemd (Type=notify) that berthd is ready or stopping; a no-op without NOTIFY_SOCKET.
 void NotifySystemd(absl::string_view state) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in berthd calls setenv.
   const char* sock = std::getenv("NOTIFY_SOCKET");
   if (sock == nullptr || sock[0] == '\0') return;
   sockaddr_un addr{};
@@ -65,7 +66,7 @@ void NotifySystemd(absl::string_view state) {
   socklen_t alen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
   if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
                reinterpret_cast<sockaddr*>(&addr), alen) < 0) {
-    log::Warn("sd_notify failed", {{"error", std::strerror(errno)}});
+    log::Warn("sd_notify failed", {{"error", ErrnoString(errno)}});
   }
 }
 
@@ -161,7 +162,12 @@ int RunDaemon(const Config& config) {
     log::Error("cannot block signals");
     return 1;
   }
-  ::signal(SIGPIPE, SIG_IGN);
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, &ignore, nullptr) != 0) {
+    log::Error("cannot ignore SIGPIPE");
+    return 1;
+  }
 
   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(config);
   if (!daemon.ok()) {
@@ -187,7 +193,7 @@ int RunDaemon(const Config& config) {
       }
       continue;
     }
-    log::Info("shutting down", {{"signal", strsignal(sig)},
+    log::Info("shutting down", {{"signal", absl::StrCat("SIG", sigabbrev_np(sig))},
                                 {"grace_ms", absl::ToInt64Milliseconds(config.shutdown_timeout)}});
     NotifySystemd("STOPPING=1");
     break;
@@ -196,7 +202,7 @@ int RunDaemon(const Config& config) {
   (*daemon)->Wait();
   const std::string socket_path = config.SocketPath();
   if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
-    log::Warn("removing socket failed", {{"path", socket_path}, {"error", std::strerror(errno)}});
+    log::Warn("removing socket failed", {{"path", socket_path}, {"error", ErrnoString(errno)}});
   }
   daemon->reset();
   log::Info("berthd stopped");

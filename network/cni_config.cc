@@ -81,6 +81,7 @@ absl::StatusOr<CniConfigList> FindCniNetwork(const std::string& conf_dir, const 
   DIR* dir = ::opendir(conf_dir.c_str());
   if (dir == nullptr) return LastErrnoError(absl::StrCat("read CNI config dir ", conf_dir));
   std::vector<std::string> files;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir is safe on a DIR* used by one thread.
   while (struct dirent* ent = ::readdir(dir)) {
     std::string n = ent->d_name;
     if (absl::EndsWith(n, ".conf") || absl::EndsWith(n, ".conflist") ||

@@ -10,7 +10,9 @@
 
 namespace client = berth::cri::client;
 
-int main(int argc, char** argv) {
+namespace {
+
+int Main(int argc, char** argv) {
   CLI::App app{"berthctl: inspect and debug any CRI runtime (berthd, containerd, CRI-O)"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand: `berthctl info -o json`
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   client::GlobalOptions opts;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread exists.
   const char* env = std::getenv("CONTAINER_RUNTIME_ENDPOINT");
   absl::StatusOr<std::string> endpoint =
       client::ResolveEndpoint(endpoint_flag, env != nullptr ? env : "", crictl_config);
@@ -54,4 +57,15 @@ int main(int argc, char** argv) {
   if (*version) return client::CmdVersion(opts, std::cout, std::cerr);
   if (*info) return client::CmdInfo(opts, std::cout, std::cerr);
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "berthctl: internal error: " << e.what() << "\n";
+    return 70;
+  }
 }

@@ -1,5 +1,6 @@
 // berthd: the berth CRI daemon. Flag parsing only; everything else lives in cri/.
 #include <cstdio>
+#include <iostream>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -8,7 +9,9 @@
 #include "cri/daemon.h"
 #include "cri/runtime_service.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Main(int argc, char** argv) {
   CLI::App app{"berthd: a Kubernetes CRI container runtime"};
   std::string config_path;
   std::string log_level;
@@ -32,15 +35,13 @@ int main(int argc, char** argv) {
   if (!explicit_config) config_path = berth::cri::kDefaultConfigPath;
   absl::StatusOr<berth::cri::Config> config = berth::cri::LoadConfig(config_path, explicit_config);
   if (!config.ok()) {
-    std::fprintf(stderr, "berthd: invalid configuration: %s\n",
-                 std::string(config.status().message()).c_str());
+    std::cerr << "berthd: invalid configuration: " << config.status().message() << "\n";
     return 2;
   }
   if (!log_level.empty()) {
     absl::StatusOr<spdlog::level::level_enum> level = berth::log::ParseLevel(log_level);
     if (!level.ok()) {
-      std::fprintf(stderr, "berthd: --log-level: %s\n",
-                   std::string(level.status().message()).c_str());
+      std::cerr << "berthd: --log-level: " << level.status().message() << "\n";
       return 2;
     }
     config->log.level = *level;
@@ -52,8 +53,19 @@ int main(int argc, char** argv) {
   absl::Status st = berth::log::Init(
       {.level = config->log.level, .format = config->log.format, .file = config->log.file});
   if (!st.ok()) {
-    std::fprintf(stderr, "berthd: %s\n", std::string(st.message()).c_str());
+    std::cerr << "berthd: " << st.message() << "\n";
     return 2;
   }
   return berth::cri::RunDaemon(*config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "berthd: internal error: " << e.what() << "\n";
+    return 70;
+  }
 }
