@@ -40,12 +40,18 @@ absl::Status CheckPlugin(const std::string& path, const nlohmann::json& plugin, 
 
 absl::StatusOr<CniConfigList> LoadCniConfigFile(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxConfigSize));
-  nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return ParseCniConfig(text, path);
+}
+
+absl::StatusOr<CniConfigList> ParseCniConfig(absl::string_view text, const std::string& path) {
+  nlohmann::json doc = nlohmann::json::parse(text.begin(), text.end(), nullptr,
+                                             /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Invalid(path, "not valid JSON");
   if (!doc.is_object()) return Invalid(path, "not a JSON object");
 
   CniConfigList list;
   list.file = path;
+  list.raw = std::string(text);
   auto name = doc.find("name");
   if (name == doc.end() || !name->is_string() || name->get<std::string>().empty()) {
     return Invalid(path, "missing network \"name\"");

@@ -17,9 +17,14 @@ struct CniConfigList {
   std::string cni_version;  // "1.0.0", "0.4.0", ...
   bool disable_check = false;
   std::vector<nlohmann::json> plugins;  // each has at least a string "type"
+  std::string raw;                      // the config text as read (kept in the result cache)
 };
 
-// Parses one config file. Fails with InvalidArgument naming the file and the problem.
+// Parses config text; `source` (a file name) decides .conflist vs single-plugin when the text
+// has no "plugins" key and names the origin in errors. Fails with InvalidArgument.
+absl::StatusOr<CniConfigList> ParseCniConfig(absl::string_view text, const std::string& source);
+
+// Reads and parses one config file.
 absl::StatusOr<CniConfigList> LoadCniConfigFile(const std::string& path);
 
 // Returns the network to use: the one named `name`, or when `name` is empty the lexically first
