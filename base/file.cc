@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
@@ -33,8 +35,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size) {
   return out;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
-  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode,
+                             bool sync) {
+  // Unique per call, so concurrent writers of the same path never share a temporary file.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd) return LastErrnoError(absl::StrCat("create ", tmp));
   size_t off = 0;
@@ -48,7 +53,7 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
     }
     off += static_cast<size_t>(n);
   }
-  if (::fchmod(fd.get(), mode) != 0 || ::fsync(fd.get()) != 0) {
+  if (::fchmod(fd.get(), mode) != 0 || (sync && ::fsync(fd.get()) != 0)) {
     absl::Status st = LastErrnoError(absl::StrCat("sync ", tmp));
     ::unlink(tmp.c_str());
     return st;

@@ -16,8 +16,11 @@ namespace berth {
 // Reads a whole file; refuses files larger than `max_size` bytes.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size = 16 << 20);
 
-// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0644);
+// Writes `data` to `path` atomically: a temporary file in the same directory, rename. With
+// `sync`, the data is fsynced before the rename (survives a power loss, costs about a
+// millisecond); without, it survives any crash of the process but not of the machine.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0644,
+                             bool sync = true);
 
 // Creates `path` and any missing parents with `mode` (like mkdir -p). Fine if it exists as a
 // directory; an error if it exists as something else.

@@ -80,7 +80,7 @@ std::shared_ptr<spdlog::logger> Logger() {
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     g_logger = std::make_shared<spdlog::logger>("berth", sink);
     g_logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        "%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc, ""));
+        "%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc));
     g_logger->set_level(spdlog::level::info);
   }
   return g_logger;

@@ -166,8 +166,10 @@ nlohmann::json Config::ToJson() const {
                                     spdlog::level::to_string_view(log.level).size())},
               {"format", log.format == log::Format::kJson ? "json" : "text"},
               {"file", log.file}};
-  j["cni"] = {
-      {"conf_dir", cni.conf_dir}, {"bin_dirs", cni.bin_dirs}, {"network_name", cni.network_name}};
+  j["cni"] = {{"conf_dir", cni.conf_dir},
+              {"bin_dirs", cni.bin_dirs},
+              {"network_name", cni.network_name},
+              {"plugin_timeout", absl::FormatDuration(cni.plugin_timeout)}};
   return j;
 }
 
@@ -226,10 +228,12 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
 
   ASSIGN_OR_RETURN(const toml::table* cni, r.Table(doc, "cni"));
   if (cni != nullptr) {
-    RETURN_IF_ERROR(r.CheckKeys(*cni, "cni", {"conf_dir", "bin_dirs", "network_name"}));
+    RETURN_IF_ERROR(
+        r.CheckKeys(*cni, "cni", {"conf_dir", "bin_dirs", "network_name", "plugin_timeout"}));
     RETURN_IF_ERROR(r.AbsPath(*cni, "cni", "conf_dir", &c.cni.conf_dir, false));
     RETURN_IF_ERROR(r.PathList(*cni, "cni", "bin_dirs", &c.cni.bin_dirs));
     RETURN_IF_ERROR(r.String(*cni, "cni", "network_name", &c.cni.network_name));
+    RETURN_IF_ERROR(r.Duration(*cni, "cni", "plugin_timeout", &c.cni.plugin_timeout));
   }
   return c;
 }

@@ -42,7 +42,8 @@ struct Config {
   struct Cni {
     std::string conf_dir = "/etc/cni/net.d";
     std::vector<std::string> bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
-    std::string network_name;  // empty: the lexically first valid config
+    std::string network_name;                           // empty: the lexically first valid config
+    absl::Duration plugin_timeout = absl::Seconds(60);  // one plugin run (ADD, DEL, CHECK)
   } cni;
 
   // The filesystem path of the unix socket (grpc.address without "unix://").

@@ -97,7 +97,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   }
   RETURN_IF_ERROR(RemoveStaleSocket(socket_path));
 
-  d->runtime_service_ = std::make_unique<RuntimeService>(config);
+  ASSIGN_OR_RETURN(d->network_, network::NetworkManager::Create({
+                                    .conf_dir = config.cni.conf_dir,
+                                    .bin_dirs = config.cni.bin_dirs,
+                                    .network_name = config.cni.network_name,
+                                    .cache_dir = absl::StrCat(config.root, "/cni"),
+                                    .plugin_timeout = config.cni.plugin_timeout,
+                                }));
+  d->runtime_service_ = std::make_unique<RuntimeService>(config, d->network_.get());
   d->image_service_ = std::make_unique<ImageService>();
 
   grpc::ServerBuilder builder;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/version.h"
 #include "cgroups/mode.h"
 #include "cri/grpc_status.h"
@@ -17,7 +18,8 @@ std::string RuntimeVersion() {
   return v;
 }
 
-RuntimeService::RuntimeService(const Config& config) : config_(config), started_(absl::Now()) {}
+RuntimeService::RuntimeService(const Config& config, network::NetworkManager* network)
+    : config_(config), network_(network), started_(absl::Now()) {}
 
 grpc::Status RuntimeService::Version(grpc::ServerContext*, const v1::VersionRequest*,
                                      v1::VersionResponse* resp) {
@@ -57,8 +59,7 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
     runtime->set_message(problem);
   }
 
-  network::NetworkReadiness net = network::CheckCniReadiness(
-      config_.cni.conf_dir, config_.cni.bin_dirs, config_.cni.network_name);
+  network::NetworkReadiness net = network_->Readiness();
   v1::RuntimeCondition* network = resp->mutable_status()->add_conditions();
   network->set_type("NetworkReady");
   network->set_status(net.ready);
@@ -84,6 +85,7 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
     nj["ready"] = net.ready;
     nj["conf_dir"] = config_.cni.conf_dir;
     nj["bin_dirs"] = config_.cni.bin_dirs;
+    nj["pod_cidrs"] = network_->PodCidrs();
     if (net.ready) {
       nj["network"] = net.network;
       nj["config_file"] = net.file;
@@ -116,7 +118,6 @@ BERTH_UNIMPLEMENTED_RPC(RuntimeService, ContainerStats)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListContainerStats)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, PodSandboxStats)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxStats)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdateRuntimeConfig)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, CheckpointContainer)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListMetricDescriptors)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxMetrics)
@@ -127,6 +128,19 @@ BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamContainers)
 BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamContainerStats)
 BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamPodSandboxStats)
 BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamPodSandboxMetrics)
+
+grpc::Status RuntimeService::UpdateRuntimeConfig(grpc::ServerContext*,
+                                                 const v1::UpdateRuntimeConfigRequest* req,
+                                                 v1::UpdateRuntimeConfigResponse*) {
+  // The kubelet sends the node's pod CIDR(s); plugins that declare the ipRanges capability
+  // get them. An empty CIDR means "no change", as in containerd.
+  const std::string& cidr = req->runtime_config().network_config().pod_cidr();
+  if (cidr.empty()) return grpc::Status::OK;
+  absl::Status st = network_->SetPodCidrs(cidr);
+  if (!st.ok()) return ToGrpcStatus(st);
+  log::Info("pod CIDR updated", {{"pod_cidr", cidr}});
+  return grpc::Status::OK;
+}
 
 grpc::Status RuntimeService::GetContainerEvents(grpc::ServerContext*, const v1::GetEventsRequest*,
                                                 grpc::ServerWriter<v1::ContainerEventResponse>*) {

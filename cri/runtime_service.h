@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "cri/api/cri.h"
 #include "cri/config.h"
+#include "network/network_manager.h"
 
 namespace berth::cri {
 
@@ -33,7 +34,7 @@ std::string RuntimeVersion();
 
 class RuntimeService final : public v1::RuntimeService::Service {
  public:
-  explicit RuntimeService(const Config& config);
+  RuntimeService(const Config& config, network::NetworkManager* network);
 
   BERTH_UNARY_RPC(Version);
   BERTH_UNARY_RPC(Status);
@@ -75,6 +76,7 @@ class RuntimeService final : public v1::RuntimeService::Service {
 
  private:
   Config config_;
+  network::NetworkManager* network_;  // owned by the daemon
   absl::Time started_;
 };
 

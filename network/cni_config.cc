@@ -17,6 +17,35 @@ namespace berth::network {
 namespace {
 
 constexpr size_t kMaxConfigSize = 1 << 20;
+constexpr int kMaxConfigDepth = 64;
+
+// False when brackets nest deeper than `max_depth` (strings are skipped). nlohmann::json parses
+// and destroys deep values iteratively but copies and dumps them recursively, so a config nested
+// 100000 levels deep would overflow the stack later; refuse it before parsing.
+bool NestingWithin(absl::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
 
 absl::Status Invalid(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("CNI config ", path, ": ", why));
@@ -44,6 +73,9 @@ absl::StatusOr<CniConfigList> LoadCniConfigFile(const std::string& path) {
 }
 
 absl::StatusOr<CniConfigList> ParseCniConfig(absl::string_view text, const std::string& path) {
+  if (!NestingWithin(text, kMaxConfigDepth)) {
+    return Invalid(path, absl::StrCat("JSON nested deeper than ", kMaxConfigDepth, " levels"));
+  }
   nlohmann::json doc = nlohmann::json::parse(text.begin(), text.end(), nullptr,
                                              /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Invalid(path, "not valid JSON");
@@ -57,6 +89,12 @@ absl::StatusOr<CniConfigList> ParseCniConfig(absl::string_view text, const std::
     return Invalid(path, "missing network \"name\"");
   }
   list.name = name->get<std::string>();
+  // The name becomes part of cache and IPAM file names.
+  if (list.name.find('/') != std::string::npos || list.name == "." || list.name == ".." ||
+      list.name.size() > 200) {
+    return Invalid(path,
+                   absl::StrCat("network name \"", list.name, "\" is not usable as a file name"));
+  }
   auto version = doc.find("cniVersion");
   if (version != doc.end()) {
     if (!version->is_string()) return Invalid(path, "\"cniVersion\" is not a string");

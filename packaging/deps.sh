@@ -18,7 +18,7 @@ build_pkgs=(
 # busybox for test images, CNI plugins, runc/containerd as reference CRI/OCI peers.
 test_pkgs=(
   docker-registry skopeo umoci busybox-static containernetworking-plugins
-  runc containerd iproute2 procps util-linux curl openssl attr tar gzip
+  runc containerd iproute2 iptables procps util-linux curl openssl attr tar gzip
 )
 
 mode=${1:-all}

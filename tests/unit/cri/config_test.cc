@@ -41,6 +41,7 @@ file = "/var/log/berthd.log"
 conf_dir = "/etc/cni/other"
 bin_dirs = ["/opt/x"]
 network_name = "pods"
+plugin_timeout = "90s"
 )",
                                          "t.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -57,6 +58,7 @@ network_name = "pods"
   EXPECT_EQ(c->cni.conf_dir, "/etc/cni/other");
   EXPECT_EQ(c->cni.bin_dirs, std::vector<std::string>{"/opt/x"});
   EXPECT_EQ(c->cni.network_name, "pods");
+  EXPECT_EQ(c->cni.plugin_timeout, absl::Seconds(90));
   EXPECT_EQ(c->source, "t.toml");
 }
 

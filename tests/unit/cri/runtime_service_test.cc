@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/time/clock.h"
 #include "base/file.h"
 #include "cri/image_service.h"
 #include "gtest/gtest.h"
@@ -28,13 +29,27 @@ class RuntimeServiceTest : public ::testing::Test {
     ASSERT_TRUE(MkdirAll(config_.cni.conf_dir).ok());
     ASSERT_TRUE(MkdirAll(dir_ + "/bin").ok());
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  void TearDown() override {
+    network_.reset();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+  network::NetworkManager* Network() {
+    if (!network_) {
+      auto m = network::NetworkManager::Create({.conf_dir = config_.cni.conf_dir,
+                                                .bin_dirs = config_.cni.bin_dirs,
+                                                .cache_dir = dir_ + "/cni"});
+      EXPECT_TRUE(m.ok()) << m.status();
+      network_ = std::move(*m);
+    }
+    return network_.get();
+  }
   std::string dir_;
   Config config_;
+  std::unique_ptr<network::NetworkManager> network_;
 };
 
 TEST_F(RuntimeServiceTest, Version) {
-  RuntimeService svc(config_);
+  RuntimeService svc(config_, Network());
   v1::VersionRequest req;
   v1::VersionResponse resp;
   ASSERT_TRUE(svc.Version(nullptr, &req, &resp).ok());
@@ -45,7 +60,7 @@ TEST_F(RuntimeServiceTest, Version) {
 }
 
 TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
-  RuntimeService svc(config_);
+  RuntimeService svc(config_, Network());
   v1::StatusRequest req;
   req.set_verbose(true);
   v1::StatusResponse resp;
@@ -69,8 +84,13 @@ TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
                       R"({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"loopback"}]})")
           .ok());
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/bin/loopback", "#!/bin/sh\n", 0755).ok());
-  resp.Clear();
-  ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());
+  // The conf dir is watched: the change shows without a restart.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    resp.Clear();
+    ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());
+  } while (!resp.status().conditions(1).status() && absl::Now() < deadline &&
+           (absl::SleepFor(absl::Milliseconds(10)), true));
   EXPECT_TRUE(resp.status().conditions(1).status());
   EXPECT_TRUE(resp.status().conditions(1).reason().empty());
 
@@ -82,8 +102,22 @@ TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
   EXPECT_NE(resp.status().conditions(0).message().find(config_.state), std::string::npos);
 }
 
+TEST_F(RuntimeServiceTest, UpdateRuntimeConfigStoresPodCidr) {
+  RuntimeService svc(config_, Network());
+  v1::UpdateRuntimeConfigRequest req;
+  v1::UpdateRuntimeConfigResponse resp;
+  req.mutable_runtime_config()->mutable_network_config()->set_pod_cidr(
+      "10.244.3.0/24,fd00:10::/64");
+  ASSERT_TRUE(svc.UpdateRuntimeConfig(nullptr, &req, &resp).ok());
+  EXPECT_EQ(Network()->PodCidrs(), (std::vector<std::string>{"10.244.3.0/24", "fd00:10::/64"}));
+  req.mutable_runtime_config()->mutable_network_config()->set_pod_cidr("not-a-cidr");
+  EXPECT_EQ(svc.UpdateRuntimeConfig(nullptr, &req, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Network()->PodCidrs().size(), 2u);  // unchanged
+}
+
 TEST_F(RuntimeServiceTest, NotYetImplementedRpcsSayWhich) {
-  RuntimeService rs(config_);
+  RuntimeService rs(config_, Network());
   v1::RunPodSandboxRequest req;
   v1::RunPodSandboxResponse resp;
   grpc::Status st = rs.RunPodSandbox(nullptr, &req, &resp);
