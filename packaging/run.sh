@@ -17,6 +17,13 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_BUILD_TESTS=O
 cmake --build "$build" -j "$(nproc)"
 cmake --install "$build"
 
+# A default pod network (bridge berth0 on 10.88.0.0/16, host-local, portmap, loopback) when
+# the node has no CNI config yet; an existing one (Calico, Cilium, Flannel...) is left alone.
+if ! ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json >/dev/null 2>&1; then
+  install -D -m 0644 packaging/10-berth.conflist /etc/cni/net.d/10-berth.conflist
+  echo "installed the default CNI network /etc/cni/net.d/10-berth.conflist"
+fi
+
 sock=/run/berth/berth.sock
 lock=/run/berth/berthd.lock
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then

@@ -398,6 +398,25 @@ TEST_F(NetworkTest, PodCidrIsKeptAndOfferedAsIpRanges) {
   EXPECT_EQ(rt->capability_args["ipRanges"][0][0]["subnet"], "10.244.1.0/24");
 }
 
+TEST_F(NetworkTest, PackagedDefaultConfigWorksWithDebiansPlugins) {
+  // packaging/10-berth.conflist as packaging/run.sh installs it (bridge berth0, 10.88.0.0/16,
+  // ipMasq, portmap, loopback). Its host-local leases go to /var/lib/cni, which main() has
+  // replaced by a tmpfs in this test's mount namespace.
+  WriteFileOrDie(conf_dir_ + "/10-berth.conflist",
+                 ReadFileOrEmpty(BERTH_SOURCE_DIR "/packaging/10-berth.conflist"));
+  auto m = Manager();
+  ASSERT_TRUE(m->Readiness().ready) << m->Readiness().message;
+  EXPECT_EQ(m->Readiness().network, "berth");
+  std::string pin = NewPod("iiii");
+  auto s = m->SetUp(Request("iiii", pin));
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->ips.size(), 1u);
+  EXPECT_EQ(s->ips[0].rfind("10.88.", 0), 0u) << s->ips[0];
+  EXPECT_EQ(Leases("/var/lib/cni/networks", "berth").size(), 1u);
+  ASSERT_TRUE(m->TearDown("iiii").ok());
+  EXPECT_TRUE(Leases("/var/lib/cni/networks", "berth").empty());
+}
+
 }  // namespace
 }  // namespace berth::testing
 
@@ -412,6 +431,11 @@ int main(int argc, char** argv) {
   }
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     std::perror("make / private");
+    return 1;
+  }
+  // host-local's default lease store, for configs without a dataDir.
+  if (::mount("tmpfs", "/var/lib", "tmpfs", 0, "mode=755") != 0) {
+    std::perror("tmpfs on /var/lib");
     return 1;
   }
   berth::UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
