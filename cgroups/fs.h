@@ -1,0 +1,21 @@
+// Reading and writing cgroup control files, with errors that name the file and the value.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace berth::cgroups {
+
+absl::Status WriteControl(const std::string& dir, absl::string_view file, absl::string_view value);
+absl::StatusOr<std::string> ReadControl(const std::string& dir, absl::string_view file);
+absl::StatusOr<uint64_t> ReadUint(const std::string& dir, absl::string_view file);
+// "key value" lines (memory.stat, cpu.stat, memory.events) into a map.
+absl::StatusOr<std::map<std::string, uint64_t>> ReadKeyValues(const std::string& dir,
+                                                              absl::string_view file);
+bool ControlExists(const std::string& dir, absl::string_view file);
+
+}  // namespace berth::cgroups
