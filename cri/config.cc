@@ -75,6 +75,15 @@ class Reader {
     return absl::OkStatus();
   }
 
+  absl::Status Bool(const toml::table& t, const std::string& prefix, const std::string& key,
+                    bool* out) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return absl::OkStatus();
+    if (!n->is_boolean()) return Error(n, Full(prefix, key), "must be true or false");
+    *out = n->value<bool>().value();
+    return absl::OkStatus();
+  }
+
   absl::Status Integer(const toml::table& t, const std::string& prefix, const std::string& key,
                        int64_t min, int64_t max, int64_t* out) const {
     const toml::node* n = t.get(key);
@@ -166,6 +175,7 @@ nlohmann::json Config::ToJson() const {
                                     spdlog::level::to_string_view(log.level).size())},
               {"format", log.format == log::Format::kJson ? "json" : "text"},
               {"file", log.file}};
+  j["cgroup"] = {{"systemd_cgroup", cgroup.systemd_cgroup}};
   j["cni"] = {{"conf_dir", cni.conf_dir},
               {"bin_dirs", cni.bin_dirs},
               {"network_name", cni.network_name},
@@ -187,7 +197,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
   Config c;
   c.source = source;
   RETURN_IF_ERROR(
-      r.CheckKeys(doc, "", {"root", "state", "shutdown_timeout", "grpc", "log", "cni"}));
+      r.CheckKeys(doc, "", {"root", "state", "shutdown_timeout", "grpc", "log", "cgroup", "cni"}));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "root", &c.root, false));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "state", &c.state, false));
   RETURN_IF_ERROR(r.Duration(doc, "", "shutdown_timeout", &c.shutdown_timeout));
@@ -224,6 +234,17 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
       c.log.format = *f;
     }
     RETURN_IF_ERROR(r.AbsPath(*lg, "log", "file", &c.log.file, /*allow_empty=*/true));
+  }
+
+  ASSIGN_OR_RETURN(const toml::table* cg, r.Table(doc, "cgroup"));
+  if (cg != nullptr) {
+    RETURN_IF_ERROR(r.CheckKeys(*cg, "cgroup", {"systemd_cgroup"}));
+    RETURN_IF_ERROR(r.Bool(*cg, "cgroup", "systemd_cgroup", &c.cgroup.systemd_cgroup));
+    if (c.cgroup.systemd_cgroup) {
+      return r.Error(cg->get("systemd_cgroup"), "cgroup.systemd_cgroup",
+                     "the systemd cgroup driver is not supported yet; use the cgroupfs driver "
+                     "(false) and the kubelet's --cgroup-driver=cgroupfs");
+    }
   }
 
   ASSIGN_OR_RETURN(const toml::table* cni, r.Table(doc, "cni"));

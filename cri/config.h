@@ -39,6 +39,12 @@ struct Config {
     std::string file;  // empty: stderr
   } log;
 
+  struct Cgroup {
+    // Only the cgroupfs driver exists; true is refused at start-up (no systemd here to test
+    // a systemd driver against).
+    bool systemd_cgroup = false;
+  } cgroup;
+
   struct Cni {
     std::string conf_dir = "/etc/cni/net.d";
     std::vector<std::string> bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};

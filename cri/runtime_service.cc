@@ -121,7 +121,6 @@ BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxStats)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, CheckpointContainer)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListMetricDescriptors)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxMetrics)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, RuntimeConfig)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdatePodSandboxResources)
 BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamPodSandboxes)
 BERTH_UNIMPLEMENTED_STREAM_RPC(RuntimeService, StreamContainers)
@@ -139,6 +138,13 @@ grpc::Status RuntimeService::UpdateRuntimeConfig(grpc::ServerContext*,
   absl::Status st = network_->SetPodCidrs(cidr);
   if (!st.ok()) return ToGrpcStatus(st);
   log::Info("pod CIDR updated", {{"pod_cidr", cidr}});
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::RuntimeConfig(grpc::ServerContext*, const v1::RuntimeConfigRequest*,
+                                           v1::RuntimeConfigResponse* resp) {
+  // The kubelet (KubeletCgroupDriverFromCRI) takes its cgroup driver from here.
+  resp->mutable_linux()->set_cgroup_driver(v1::CGROUPFS);
   return grpc::Status::OK;
 }
 

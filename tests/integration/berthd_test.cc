@@ -156,7 +156,8 @@ TEST(Berthd, EveryOtherRpcIsUnimplementedAndSaysWhich) {
     for (int i = 0; i < svc->method_count(); ++i) {
       const google::protobuf::MethodDescriptor* m = svc->method(i);
       // What berth implements so far; everything else must say it is not implemented.
-      if (m->name() == "Version" || m->name() == "Status" || m->name() == "UpdateRuntimeConfig") {
+      if (m->name() == "Version" || m->name() == "Status" || m->name() == "UpdateRuntimeConfig" ||
+          m->name() == "RuntimeConfig") {
         continue;
       }
       std::string path = absl::StrCat("/", svc->full_name(), "/", m->name());

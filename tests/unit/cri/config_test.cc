@@ -97,6 +97,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[cni]\nbin_dirs = []", "key \"cni.bin_dirs\": must not be empty"},
         BadCase{"[cni]\nbin_dirs = [\"rel\"]", "absolute path"},
         BadCase{"cni = 3", "key \"cni\": must be a table"},
+        BadCase{"[cgroup]\nsystemd_cgroup = true", "systemd cgroup driver is not supported"},
+        BadCase{"[cgroup]\nsystemd_cgroup = \"yes\"", "must be true or false"},
         BadCase{"[log\nlevel = 1", "/etc/berth/berth.toml:1"}));
 
 TEST(Config, ErrorCarriesLineNumber) {

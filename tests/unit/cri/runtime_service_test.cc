@@ -116,6 +116,14 @@ TEST_F(RuntimeServiceTest, UpdateRuntimeConfigStoresPodCidr) {
   EXPECT_EQ(Network()->PodCidrs().size(), 2u);  // unchanged
 }
 
+TEST_F(RuntimeServiceTest, RuntimeConfigReportsCgroupfs) {
+  RuntimeService svc(config_, Network());
+  v1::RuntimeConfigRequest req;
+  v1::RuntimeConfigResponse resp;
+  ASSERT_TRUE(svc.RuntimeConfig(nullptr, &req, &resp).ok());
+  EXPECT_EQ(resp.linux().cgroup_driver(), v1::CGROUPFS);
+}
+
 TEST_F(RuntimeServiceTest, NotYetImplementedRpcsSayWhich) {
   RuntimeService rs(config_, Network());
   v1::RunPodSandboxRequest req;
