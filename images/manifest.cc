@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/json.h"
 #include "base/status.h"
 
 namespace berth::images {
@@ -27,45 +28,6 @@ constexpr size_t kMaxListedPlatforms = 32;
 
 constexpr char kSchema1Refusal[] =
     "schema 1 manifests are not supported (deprecated since Docker 1.10; re-push the image)";
-
-// A value for an error message: JSON-quoted and ASCII only (control characters, invalid UTF-8
-// and terminal escapes cannot leak into logs), cut to kMaxQuoted bytes.
-std::string Quote(absl::string_view s) {
-  std::string out = json(std::string(s.substr(0, kMaxQuoted)))
-                        .dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
-  if (s.size() > kMaxQuoted) out.insert(out.size() - 1, "...");
-  return out;
-}
-
-// False when brackets nest deeper than `max_depth` (strings are skipped). Checked before parsing
-// so that no deeply nested value is ever built: copying, comparing or dumping one recurses.
-bool NestingWithin(absl::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': in_string = true; break;
-      case '[':
-      case '{':
-        if (++depth > max_depth) return false;
-        break;
-      case ']':
-      case '}': --depth; break;
-      default: break;
-    }
-  }
-  return true;
-}
 
 // Errors name the document ("image manifest") and the JSON path.
 class Doc {
@@ -88,7 +50,7 @@ class Doc {
     if (text.size() > max_size) {
       return Bad("", absl::StrCat(text.size(), " bytes, more than the ", max_size, " allowed"));
     }
-    if (!NestingWithin(text, kMaxDepth)) {
+    if (!JsonNestingWithin(text, kMaxDepth)) {
       return Bad("", absl::StrCat("JSON nested deeper than ", kMaxDepth, " levels"));
     }
     json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
@@ -149,19 +111,21 @@ absl::Status CheckText(const Doc& doc, absl::string_view path, absl::string_view
     case Text::kAny: return absl::OkStatus();
     case Text::kNoNul:
       if (s.find('\0') != absl::string_view::npos) {
-        return doc.Bad(path, absl::StrCat(Quote(s), " contains a NUL character"));
+        return doc.Bad(path,
+                       absl::StrCat(QuoteForMessage(s, kMaxQuoted), " contains a NUL character"));
       }
       return absl::OkStatus();
     case Text::kNoControl:
       for (char c : s) {
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          return doc.Bad(path, absl::StrCat(Quote(s), " contains a control character"));
+          return doc.Bad(
+              path, absl::StrCat(QuoteForMessage(s, kMaxQuoted), " contains a control character"));
         }
       }
       return absl::OkStatus();
     case Text::kMediaType:
       if (!ValidMediaType(s)) {
-        return doc.Bad(path, absl::StrCat(Quote(s), " is not a media type"));
+        return doc.Bad(path, absl::StrCat(QuoteForMessage(s, kMaxQuoted), " is not a media type"));
       }
       return absl::OkStatus();
   }
@@ -237,7 +201,9 @@ absl::Status GetStringMap(const Doc& doc, const json& obj, const char* key,
       (*out)[k] = "";
       continue;
     }
-    if (!v.is_string()) return doc.WrongType(absl::StrCat(path, "[", Quote(k), "]"), v, "a string");
+    if (!v.is_string())
+      return doc.WrongType(absl::StrCat(path, "[", QuoteForMessage(k, kMaxQuoted), "]"), v,
+                           "a string");
     (*out)[k] = v.get<std::string>();
   }
   return absl::OkStatus();
@@ -250,7 +216,7 @@ absl::Status GetKeySet(const Doc& doc, const json& obj, const char* key, absl::s
   if (m == nullptr) return absl::OkStatus();
   std::string path = Path(parent, key);
   for (const auto& [k, v] : m->items()) {
-    std::string kpath = absl::StrCat(path, "[", Quote(k), "]");
+    std::string kpath = absl::StrCat(path, "[", QuoteForMessage(k, kMaxQuoted), "]");
     if (!v.is_null() && !v.is_object()) return doc.WrongType(kpath, v, "an object");
     if (k.empty()) return doc.Bad(path, "an empty key");
     RETURN_IF_ERROR(CheckText(doc, kpath, k, Text::kNoControl));
@@ -316,8 +282,8 @@ absl::Status CheckBodyMediaType(const Doc& doc, const json& obj, MediaKind want,
   if (IsSchema1(*out)) return doc.Bad("", kSchema1Refusal);
   MediaKind kind = MediaKindOf(*out);
   if (kind != want) {
-    return doc.Bad("mediaType",
-                   absl::StrCat(Quote(*out), " is ", KindName(kind), ", not ", KindName(want)));
+    return doc.Bad("mediaType", absl::StrCat(QuoteForMessage(*out, kMaxQuoted), " is ",
+                                             KindName(kind), ", not ", KindName(want)));
   }
   return absl::OkStatus();
 }
@@ -478,7 +444,7 @@ absl::StatusOr<Compression> LayerCompression(absl::string_view media_type) {
     if (media_type == type) return compression;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unsupported layer media type ", Quote(media_type)));
+      absl::StrCat("unsupported layer media type ", QuoteForMessage(media_type, kMaxQuoted)));
 }
 
 bool IsForeignLayer(absl::string_view media_type) {
@@ -529,7 +495,8 @@ Platform NormalizePlatform(Platform p) {
 
 absl::StatusOr<Platform> ParsePlatform(absl::string_view text) {
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid platform ", Quote(text), ": ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid platform ", QuoteForMessage(text, kMaxQuoted), ": ", why));
   };
   if (text.empty()) return bad("it is empty (expected os/architecture[/variant])");
   std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
@@ -538,7 +505,7 @@ absl::StatusOr<Platform> ParsePlatform(absl::string_view text) {
     if (part.empty()) return bad("an empty component");
     for (char c : part) {
       if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') {
-        return bad(absl::StrCat("component ", Quote(part),
+        return bad(absl::StrCat("component ", QuoteForMessage(part, kMaxQuoted),
                                 " has a character other than letters, digits, '_', '.', '-'"));
       }
     }
@@ -587,16 +554,16 @@ absl::StatusOr<ManifestType> ClassifyManifest(absl::string_view content_type,
     if (IsSchema1(header)) return doc.Bad("", kSchema1Refusal);
     header_kind = MediaKindOf(header);
     if (header_kind == MediaKind::kConfig || header_kind == MediaKind::kLayer) {
-      return doc.Bad("", absl::StrCat("Content-Type ", Quote(header), " is ", KindName(header_kind),
-                                      ", not a manifest"));
+      return doc.Bad("", absl::StrCat("Content-Type ", QuoteForMessage(header, kMaxQuoted), " is ",
+                                      KindName(header_kind), ", not a manifest"));
     }
     // An OCI or Docker type we do not know (an artifact manifest, a future version): refused.
     // Any other type (text/html from a proxy, a vendor's type) says nothing; the body decides.
     if (header_kind == MediaKind::kUnknown &&
         (absl::StartsWith(header, "application/vnd.oci.") ||
          absl::StartsWith(header, "application/vnd.docker."))) {
-      return doc.Bad(
-          "", absl::StrCat("unsupported manifest media type ", Quote(header), " (Content-Type)"));
+      return doc.Bad("", absl::StrCat("unsupported manifest media type ",
+                                      QuoteForMessage(header, kMaxQuoted), " (Content-Type)"));
     }
   }
 
@@ -611,12 +578,13 @@ absl::StatusOr<ManifestType> ClassifyManifest(absl::string_view content_type,
     if (IsSchema1(body_type)) return doc.Bad("", kSchema1Refusal);
     body_kind = MediaKindOf(body_type);
     if (body_kind != MediaKind::kIndex && body_kind != MediaKind::kManifest) {
-      return doc.Bad("mediaType",
-                     absl::StrCat("unsupported manifest media type ", Quote(body_type)));
+      return doc.Bad("mediaType", absl::StrCat("unsupported manifest media type ",
+                                               QuoteForMessage(body_type, kMaxQuoted)));
     }
     if (header_kind != MediaKind::kUnknown && header != body_type) {
-      return doc.Bad("", absl::StrCat("Content-Type ", Quote(header), " and the body's mediaType ",
-                                      Quote(body_type), " disagree"));
+      return doc.Bad("", absl::StrCat("Content-Type ", QuoteForMessage(header, kMaxQuoted),
+                                      " and the body's mediaType ",
+                                      QuoteForMessage(body_type, kMaxQuoted), " disagree"));
     }
   }
 
@@ -640,13 +608,15 @@ absl::StatusOr<ManifestType> ClassifyManifest(absl::string_view content_type,
            shape_kind == MediaKind::kIndex ? kMediaTypeOciIndex : kMediaTypeOciManifest};
     return out;
   } else {
-    return doc.Bad("", absl::StrCat("cannot tell what it is: Content-Type ", Quote(header),
+    return doc.Bad("", absl::StrCat("cannot tell what it is: Content-Type ",
+                                    QuoteForMessage(header, kMaxQuoted),
                                     ", no mediaType, neither \"manifests\" nor \"config\" and "
                                     "\"layers\""));
   }
   if (shape_kind != MediaKind::kUnknown && shape_kind != out.kind) {
-    return doc.Bad("", absl::StrCat(Quote(out.media_type), " is ", KindName(out.kind),
-                                    " but the body has the shape of ", KindName(shape_kind)));
+    return doc.Bad(
+        "", absl::StrCat(QuoteForMessage(out.media_type, kMaxQuoted), " is ", KindName(out.kind),
+                         " but the body has the shape of ", KindName(shape_kind)));
   }
   return out;
 }
@@ -679,7 +649,7 @@ absl::StatusOr<Manifest> ParseManifest(absl::string_view body) {
   ASSIGN_OR_RETURN(m.config, ParseDescriptor(doc, *config, "config"));
   if (MediaKindOf(m.config.media_type) != MediaKind::kConfig) {
     return doc.Bad("config.mediaType",
-                   absl::StrCat(Quote(m.config.media_type),
+                   absl::StrCat(QuoteForMessage(m.config.media_type, kMaxQuoted),
                                 " is not an image config type (expected ", kMediaTypeOciConfig,
                                 " or ", kMediaTypeDockerConfig, "; an artifact, not an image?)"));
   }
@@ -690,8 +660,9 @@ absl::StatusOr<Manifest> ParseManifest(absl::string_view body) {
     std::string path = Elem("layers", i);
     ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(doc, (*layers)[i], path));
     if (!LayerCompression(d.media_type).ok()) {
-      return doc.Bad(Path(path, "mediaType"),
-                     absl::StrCat("unsupported layer media type ", Quote(d.media_type)));
+      return doc.Bad(
+          Path(path, "mediaType"),
+          absl::StrCat("unsupported layer media type ", QuoteForMessage(d.media_type, kMaxQuoted)));
     }
     m.layers.push_back(std::move(d));
   }
@@ -732,7 +703,8 @@ absl::StatusOr<ImageConfig> ParseImageConfig(absl::string_view body) {
   RETURN_IF_ERROR(GetString(doc, *rootfs, "type", "rootfs", &type, Text::kNoControl,
                             /*required=*/true));
   if (type != "layers") {
-    return doc.Bad("rootfs.type", absl::StrCat(Quote(type), " is not \"layers\""));
+    return doc.Bad("rootfs.type",
+                   absl::StrCat(QuoteForMessage(type, kMaxQuoted), " is not \"layers\""));
   }
   ASSIGN_OR_RETURN(const json* diff_ids,
                    GetArray(doc, *rootfs, "diff_ids", "rootfs", kMaxLayers, /*required=*/true));

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/file.h"
+#include "base/json.h"
 #include "base/status.h"
 
 namespace berth::network {
@@ -18,34 +19,6 @@ namespace {
 
 constexpr size_t kMaxConfigSize = 1 << 20;
 constexpr int kMaxConfigDepth = 64;
-
-// False when brackets nest deeper than `max_depth` (strings are skipped). nlohmann::json parses
-// and destroys deep values iteratively but copies and dumps them recursively, so a config nested
-// 100000 levels deep would overflow the stack later; refuse it before parsing.
-bool NestingWithin(absl::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 absl::Status Invalid(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("CNI config ", path, ": ", why));
@@ -73,7 +46,7 @@ absl::StatusOr<CniConfigList> LoadCniConfigFile(const std::string& path) {
 }
 
 absl::StatusOr<CniConfigList> ParseCniConfig(absl::string_view text, const std::string& path) {
-  if (!NestingWithin(text, kMaxConfigDepth)) {
+  if (!JsonNestingWithin(text, kMaxConfigDepth)) {
     return Invalid(path, absl::StrCat("JSON nested deeper than ", kMaxConfigDepth, " levels"));
   }
   nlohmann::json doc = nlohmann::json::parse(text.begin(), text.end(), nullptr,

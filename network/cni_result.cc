@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/json.h"
 #include "base/status.h"
 
 namespace berth::network {
@@ -36,52 +37,13 @@ bool HasIpVersionField(absl::string_view v) {
   return v == "0.3.0" || v == "0.3.1" || v == "0.4.0";
 }
 
-// A value for an error message: JSON-quoted and ASCII only (so control characters, invalid UTF-8
-// and terminal escapes cannot leak into logs), cut to kMaxQuoted bytes.
-std::string Quote(absl::string_view s) {
-  std::string out = json(std::string(s.substr(0, kMaxQuoted)))
-                        .dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
-  if (s.size() > kMaxQuoted) out.insert(out.size() - 1, "...");
-  return out;
-}
-
-// False when brackets nest deeper than `max_depth` (strings are skipped). Checked before parsing
-// so that no deeply nested value is ever built: copying or comparing one recurses.
-bool NestingWithin(absl::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': in_string = true; break;
-      case '[':
-      case '{':
-        if (++depth > max_depth) return false;
-        break;
-      case ']':
-      case '}': --depth; break;
-      default: break;
-    }
-  }
-  return true;
-}
-
 // Parses bounded untrusted JSON that must be an object; `what` prefixes errors.
 absl::StatusOr<json> ParseObject(absl::string_view text, absl::string_view what) {
   if (text.size() > kMaxTextSize) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": ", text.size(), " bytes, more than the ", kMaxTextSize, " allowed"));
   }
-  if (!NestingWithin(text, kMaxDepth)) {
+  if (!JsonNestingWithin(text, kMaxDepth)) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": JSON nested deeper than ", kMaxDepth, " levels"));
   }
@@ -123,7 +85,8 @@ const json* Member(const json& obj, const char* key) {
 absl::Status CheckText(absl::string_view path, absl::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return Bad(path, absl::StrCat(Quote(s), " contains a control character"));
+      return Bad(path,
+                 absl::StrCat(QuoteForMessage(s, kMaxQuoted), " contains a control character"));
     }
   }
   return absl::OkStatus();
@@ -225,7 +188,7 @@ absl::Status GetCidr(const json& obj, const char* key, absl::string_view parent,
   if (!v->is_string()) return WrongType(path, *v, "a string");
   const std::string& s = v->get_ref<const std::string&>();
   int f = CidrFamily(s);
-  if (f == 0) return Bad(path, absl::StrCat(Quote(s), " is not a CIDR"));
+  if (f == 0) return Bad(path, absl::StrCat(QuoteForMessage(s, kMaxQuoted), " is not a CIDR"));
   *out = s;
   if (family != nullptr) *family = f;
   return absl::OkStatus();
@@ -235,7 +198,8 @@ absl::Status GetIp(const json& obj, const char* key, absl::string_view parent, s
   std::string s;
   RETURN_IF_ERROR(GetString(obj, key, parent, &s));
   if (!s.empty() && IpFamily(s) == 0) {
-    return Bad(Path(parent, key), absl::StrCat(Quote(s), " is not an IP address"));
+    return Bad(Path(parent, key),
+               absl::StrCat(QuoteForMessage(s, kMaxQuoted), " is not an IP address"));
   }
   *out = std::move(s);
   return absl::OkStatus();
@@ -322,7 +286,7 @@ absl::Status ParseCurrent(const json& doc, CniResult* r) {
         if (!v->is_string()) return WrongType(vpath, *v, "a string");
         const std::string& s = v->get_ref<const std::string&>();
         if (s != "4" && s != "6") {
-          return Bad(vpath, absl::StrCat(Quote(s), " is not \"4\" or \"6\""));
+          return Bad(vpath, absl::StrCat(QuoteForMessage(s, kMaxQuoted), " is not \"4\" or \"6\""));
         }
       }
       r->ips.push_back(std::move(out));
@@ -397,7 +361,8 @@ absl::StatusOr<json> ToLegacyJson(const CniResult& result, absl::string_view ver
 absl::StatusOr<CniVersion> ParseCniVersion(absl::string_view v) {
   std::vector<absl::string_view> parts = absl::StrSplit(v, '.');
   auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat("invalid CNI version ", Quote(v)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid CNI version ", QuoteForMessage(v, kMaxQuoted)));
   };
   if (v.empty() || parts.size() > 3) return bad();
   int numbers[3] = {0, 0, 0};
@@ -434,7 +399,8 @@ absl::StatusOr<CniResult> ParseCniResult(absl::string_view text,
     return absl::InvalidArgumentError("CNI result: no cniVersion and no default version");
   }
   if (!IsSupportedCniResultVersion(r.cni_version)) {
-    return Bad("cniVersion", absl::StrCat(Quote(r.cni_version), " is not supported (supported: ",
+    return Bad("cniVersion", absl::StrCat(QuoteForMessage(r.cni_version, kMaxQuoted),
+                                          " is not supported (supported: ",
                                           absl::StrJoin(kSupportedVersions, ", "), ")"));
   }
   if (IsLegacyVersion(r.cni_version)) {
@@ -449,7 +415,7 @@ absl::StatusOr<CniResult> ParseCniResult(absl::string_view text,
 absl::StatusOr<json> CniResultToJson(const CniResult& result, absl::string_view version) {
   if (!IsSupportedCniResultVersion(version)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cannot convert CNI result to version ", Quote(version),
+        absl::StrCat("cannot convert CNI result to version ", QuoteForMessage(version, kMaxQuoted),
                      ": not supported (supported: ", absl::StrJoin(kSupportedVersions, ", "), ")"));
   }
   if (IsLegacyVersion(version)) return ToLegacyJson(result, version);
@@ -560,7 +526,8 @@ absl::StatusOr<std::vector<std::string>> ParseCniVersionResult(absl::string_view
   }
   const std::string& cni_version = version->get_ref<const std::string&>();
   if (!ParseCniVersion(cni_version).ok()) {
-    return bad(absl::StrCat("cniVersion: ", Quote(cni_version), " is not a version"));
+    return bad(absl::StrCat("cniVersion: ", QuoteForMessage(cni_version, kMaxQuoted),
+                            " is not a version"));
   }
   std::vector<std::string> out;
   const json* supported = Member(doc, "supportedVersions");
@@ -581,7 +548,8 @@ absl::StatusOr<std::vector<std::string>> ParseCniVersionResult(absl::string_view
       }
       const std::string& s = v.get_ref<const std::string&>();
       if (!ParseCniVersion(s).ok()) {
-        return bad(absl::StrCat("supportedVersions[", i, "]: ", Quote(s), " is not a version"));
+        return bad(absl::StrCat("supportedVersions[", i, "]: ", QuoteForMessage(s, kMaxQuoted),
+                                " is not a version"));
       }
       out.push_back(s);
     }
