@@ -14,25 +14,29 @@
 
 namespace berth {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return LastErrnoError(absl::StrCat("open ", path));
+absl::StatusOr<std::string> ReadFd(int fd, const std::string& name, size_t max_size) {
   std::string out;
-  char buf[8192];
+  char buf[16384];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return LastErrnoError(absl::StrCat("read ", path));
+      return LastErrnoError(absl::StrCat("read ", name));
     }
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > max_size) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("read ", path, ": file is larger than ", max_size, " bytes"));
+          absl::StrCat("read ", name, ": larger than ", max_size, " bytes"));
     }
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return LastErrnoError(absl::StrCat("open ", path));
+  return ReadFd(fd.get(), path, max_size);
 }
 
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode,

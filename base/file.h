@@ -13,6 +13,9 @@
 
 namespace berth {
 
+// Reads an open fd to its end; refuses more than `max_size` bytes. `name` is for messages.
+absl::StatusOr<std::string> ReadFd(int fd, const std::string& name, size_t max_size);
+
 // Reads a whole file; refuses files larger than `max_size` bytes.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size = 16 << 20);
 

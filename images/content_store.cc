@@ -279,21 +279,7 @@ absl::StatusOr<UniqueFd> ContentStore::OpenBlob(const Digest& digest) const {
 absl::StatusOr<std::string> ContentStore::ReadBlob(const Digest& digest, size_t max_size) const {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenBlob(digest));
   std::string path = BlobPath(digest);
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return LastErrnoError(absl::StrCat("read ", path));
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_size) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("blob ", digest.ToString(), " is larger than ", max_size, " bytes"));
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
+  ASSIGN_OR_RETURN(std::string out, ReadFd(fd.get(), absl::StrCat("blob ", path), max_size));
   Digest actual = Digest::Of(out, digest.algorithm());
   if (actual != digest) {
     return absl::DataLossError(absl::StrCat("blob ", path, " is corrupt: expected ",
