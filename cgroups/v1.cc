@@ -16,6 +16,7 @@
 #include "base/file.h"
 #include "base/status.h"
 #include "cgroups/fs.h"
+#include "cgroups/v2.h"
 
 namespace berth::cgroups {
 
@@ -466,10 +467,7 @@ absl::StatusOr<std::string> CleanCgroupPath(absl::string_view path) {
 
 absl::StatusOr<std::unique_ptr<Manager>> NewManager(const std::string& root) {
   ASSIGN_OR_RETURN(Mode mode, DetectMode(root));
-  if (mode == Mode::kUnified) {
-    return absl::UnimplementedError(
-        "this host runs cgroup v2 only (unified); berth's v2 driver is not built yet");
-  }
+  if (mode == Mode::kUnified) return std::unique_ptr<Manager>(std::make_unique<V2Manager>(root));
   ASSIGN_OR_RETURN(auto m, V1Manager::FromHost(mode));
   return std::unique_ptr<Manager>(std::move(m));
 }
