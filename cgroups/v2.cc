@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "cgroups/device_filter.h"
 #include "cgroups/fs.h"
 
 namespace berth::cgroups {
@@ -115,13 +116,11 @@ class V2Cgroup final : public Cgroup {
       RETURN_IF_ERROR(
           WriteControl(dir_, absl::StrCat("hugetlb.", size, ".max"), absl::StrCat(limit)));
     }
-    // Without an eBPF device program a v2 cgroup allows every device: "allow" rules are
-    // already in effect, anything else cannot be enforced yet.
-    for (const DeviceRule& d : r.devices) {
-      if (!d.allow) {
-        return absl::UnimplementedError(
-            "device rules on cgroup v2 need the eBPF device filter, not built yet");
-      }
+    // v2 has no devices.allow/deny: the rules become an eBPF program on the cgroup.
+    if (!r.devices.empty()) {
+      ASSIGN_OR_RETURN(UniqueFd dir, OpenDirectory());
+      RETURN_IF_ERROR(
+          Annotate(AttachDeviceFilter(dir.get(), r.devices), absl::StrCat("cgroup ", dir_)));
     }
     for (const auto& [key, value] : r.unified) {
       RETURN_IF_ERROR(ValidateUnifiedKey(key));

@@ -292,14 +292,39 @@ TEST_F(CgroupV2Test, IoAndHugetlbLimitsAreWritten) {
   }
 }
 
-TEST_F(CgroupV2Test, DeviceRules) {
-  Resources allow;
-  allow.devices = {{.allow = true, .type = 'c', .major = 1, .minor = 3, .access = "rwm"}};
-  EXPECT_TRUE(Make(allow));
-  Resources deny;
-  deny.devices = {{.allow = false, .type = 'a', .major = -1, .minor = -1, .access = "rwm"}};
-  absl::StatusOr<std::unique_ptr<Cgroup>> cg = manager_->Create(absl::StrCat(parent_, "/c"), deny);
-  EXPECT_EQ(cg.status().code(), absl::StatusCode::kUnimplemented) << cg.status();
+TEST_F(CgroupV2Test, DeviceFilterIsEnforcedAndReplaced) {
+  // Deny everything but /dev/zero: an eBPF program on the cgroup decides.
+  Resources r;
+  r.devices = {{.allow = false, .type = 'a', .access = "rwm"},
+               {.allow = true, .type = 'c', .major = 1, .minor = 5, .access = "rwm"}};
+  auto cg = Make(r);
+  ASSERT_TRUE(cg);
+  auto probe = [] {
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    int null_errno = errno;
+    int zero_fd = ::open("/dev/zero", O_RDONLY);
+    if (zero_fd < 0) return 3;
+    if (null_fd >= 0) return 1;                 // /dev/null allowed
+    return null_errno == EPERM ? 0 : 2;         // denied by the filter
+  };
+  {
+    Child child(probe);
+    ASSERT_TRUE(cg->AddProcess(child.pid()).ok());
+    child.Go();
+    int st = child.Wait();
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  }
+  // An update replaces the program (not stacked on the old one): /dev/null is allowed now.
+  Resources open_all;
+  open_all.devices = {{.allow = true, .type = 'a', .access = "rwm"}};
+  ASSERT_TRUE(cg->Apply(open_all).ok());
+  {
+    Child child(probe);
+    ASSERT_TRUE(cg->AddProcess(child.pid()).ok());
+    child.Go();
+    int st = child.Wait();
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+  }
 }
 
 TEST_F(CgroupV2Test, FreezeThawKillAndStats) {
