@@ -50,6 +50,16 @@ struct Stats {
       io_pressure;  // where the kernel has PSI
 };
 
+// Tells about OOM kills in one cgroup: poll fd() for readability, then call Consume().
+class OomWatcher {
+ public:
+  virtual ~OomWatcher() = default;
+  virtual int fd() const = 0;
+  // OOM kills since the previous call (0 when the wakeup was for something else, such as the
+  // cgroup going away).
+  virtual absl::StatusOr<uint64_t> Consume() = 0;
+};
+
 class Cgroup {
  public:
   virtual ~Cgroup() = default;
@@ -67,6 +77,9 @@ class Cgroup {
   virtual absl::Status Kill(int signal) = 0;
   // Removes it (waiting up to `timeout` for it to empty). Fine if already gone.
   virtual absl::Status Remove(absl::Duration timeout) = 0;
+  // Starts watching for OOM kills (v1: an eventfd on memory.oom_control; v2: inotify on
+  // memory.events).
+  virtual absl::StatusOr<std::unique_ptr<OomWatcher>> WatchOom() = 0;
 };
 
 class Manager {

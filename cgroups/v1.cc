@@ -16,6 +16,7 @@
 #include "base/file.h"
 #include "base/status.h"
 #include "cgroups/fs.h"
+#include "cgroups/oom.h"
 #include "cgroups/v2.h"
 
 namespace berth::cgroups {
@@ -166,6 +167,11 @@ class V1Cgroup final : public Cgroup {
       if (absl::SimpleAtoi(line, &p)) pids.push_back(p);
     }
     return pids;
+  }
+
+  absl::StatusOr<std::unique_ptr<OomWatcher>> WatchOom() override {
+    ASSIGN_OR_RETURN(std::string dir, Dir("memory"));
+    return WatchOomV1(dir);
   }
 
   absl::Status Freeze() override { return SetFreezer("FROZEN"); }

@@ -22,6 +22,7 @@
 #include "base/status.h"
 #include "cgroups/device_filter.h"
 #include "cgroups/fs.h"
+#include "cgroups/oom.h"
 
 namespace berth::cgroups {
 
@@ -199,6 +200,8 @@ class V2Cgroup final : public Cgroup {
   }
 
   absl::StatusOr<std::vector<pid_t>> Processes() override { return ProcsOf(dir_); }
+
+  absl::StatusOr<std::unique_ptr<OomWatcher>> WatchOom() override { return WatchOomV2(dir_); }
 
   absl::Status Freeze() override { return SetFrozen(true); }
   absl::Status Thaw() override { return SetFrozen(false); }

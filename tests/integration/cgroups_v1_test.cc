@@ -1,6 +1,7 @@
 // The cgroup v1 driver on this (hybrid) host's real kernel. Everything happens under a parent
 // cgroup the test creates ("berth-test-<pid>") and removes; no other cgroup is touched.
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -107,10 +108,18 @@ TEST_F(CgroupV1Test, MemoryLimitOomKillsAndIsCounted) {
     for (size_t i = 0; i < size; i += 4096) p[i] = 1;
     return 0;
   });
+  absl::StatusOr<std::unique_ptr<OomWatcher>> watcher = cg->WatchOom();
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
   ASSERT_TRUE(cg->AddProcess(child.pid()).ok());
   child.Go();
   int st = child.Wait();
   EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  // The OOM kill is delivered as an event, not only counted.
+  struct pollfd pfd = {(*watcher)->fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 10000), 1) << "no OOM event within 10 s";
+  absl::StatusOr<uint64_t> kills = (*watcher)->Consume();
+  ASSERT_TRUE(kills.ok()) << kills.status();
+  EXPECT_GE(*kills, 1u);
   absl::StatusOr<Stats> s = cg->GetStats();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_GE(s->memory.oom_kills, 1u);

@@ -6,6 +6,7 @@
 // exits 0 without running anything.
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -172,10 +173,18 @@ TEST_F(CgroupV2Test, MemoryLimitOomKillsAndIsCounted) {
     for (size_t i = 0; i < size; i += 4096) p[i] = 1;
     return 0;
   });
+  absl::StatusOr<std::unique_ptr<OomWatcher>> watcher = cg->WatchOom();
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
   ASSERT_TRUE(cg->AddProcess(child.pid()).ok());
   child.Go();
   int st = child.Wait();
   EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  // The OOM kill is delivered as an event, not only counted.
+  struct pollfd pfd = {(*watcher)->fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 10000), 1) << "no OOM event within 10 s";
+  absl::StatusOr<uint64_t> kills = (*watcher)->Consume();
+  ASSERT_TRUE(kills.ok()) << kills.status();
+  EXPECT_GE(*kills, 1u);
   absl::StatusOr<Stats> s = cg->GetStats();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_GE(s->memory.oom_kills, 1u) << Read("memory.events");
@@ -304,8 +313,8 @@ TEST_F(CgroupV2Test, DeviceFilterIsEnforcedAndReplaced) {
     int null_errno = errno;
     int zero_fd = ::open("/dev/zero", O_RDONLY);
     if (zero_fd < 0) return 3;
-    if (null_fd >= 0) return 1;                 // /dev/null allowed
-    return null_errno == EPERM ? 0 : 2;         // denied by the filter
+    if (null_fd >= 0) return 1;          // /dev/null allowed
+    return null_errno == EPERM ? 0 : 2;  // denied by the filter
   };
   {
     Child child(probe);
