@@ -26,6 +26,8 @@ if [ ! -x "$bin" ]; then
 fi
 export CG2VM_CACHE=${CG2VM_CACHE:-/var/cache/cg2vm}
 export CG2VM_TIMEOUT=${CG2VM_TIMEOUT:-900}
+# A scratch virtio disk (/dev/vda) for the io.max test.
+export CG2VM_DISK_MB=${CG2VM_DISK_MB:-64}
 if [ ! -d "$CG2VM_CACHE" ] || [ -z "$(ls -A "$CG2VM_CACHE" 2>/dev/null)" ]; then
   mkdir -p "$CG2VM_CACHE"
   "$vm" --setup
