@@ -84,3 +84,22 @@ TEST(ParseV1Mounts, HybridHost) {
 
 }  // namespace
 }  // namespace berth::cgroups
+
+#include "cgroups/layout.h"
+
+namespace berth::cgroups {
+namespace {
+
+TEST(PodCgroupParent, KubeletCgroupfsLayout) {
+  const char* uid = "5c1b8a8e-2b1f-4c2e-9a55-0123456789ab";
+  EXPECT_EQ(*PodCgroupParent(QosClass::kGuaranteed, uid), std::string("kubepods/pod") + uid);
+  EXPECT_EQ(*PodCgroupParent(QosClass::kBurstable, uid),
+            std::string("kubepods/burstable/pod") + uid);
+  EXPECT_EQ(*PodCgroupParent(QosClass::kBestEffort, uid),
+            std::string("kubepods/besteffort/pod") + uid);
+  EXPECT_FALSE(PodCgroupParent(QosClass::kBurstable, "").ok());
+  EXPECT_FALSE(PodCgroupParent(QosClass::kBurstable, "../../x").ok());
+}
+
+}  // namespace
+}  // namespace berth::cgroups
