@@ -175,6 +175,20 @@ nlohmann::json Config::ToJson() const {
                                     spdlog::level::to_string_view(log.level).size())},
               {"format", log.format == log::Format::kJson ? "json" : "text"},
               {"file", log.file}};
+  j["images"] = {{"max_concurrent_downloads", images.max_concurrent_downloads},
+                 {"pull_progress_timeout", absl::FormatDuration(images.pull_progress_timeout)},
+                 {"request_timeout", absl::FormatDuration(images.request_timeout)},
+                 {"platform", images.platform},
+                 {"auth_file", images.auth_file}};
+  nlohmann::json regs = nlohmann::json::object();
+  for (const auto& [host, reg] : registries) {
+    regs[host] = {{"mirrors", reg.mirrors},
+                  {"insecure", reg.insecure},
+                  {"ca_file", reg.ca_file},
+                  {"cert_file", reg.cert_file},
+                  {"key_file", reg.key_file}};
+  }
+  j["registries"] = std::move(regs);
   j["cgroup"] = {{"systemd_cgroup", cgroup.systemd_cgroup}};
   j["cni"] = {{"conf_dir", cni.conf_dir},
               {"bin_dirs", cni.bin_dirs},
@@ -196,8 +210,9 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
   Reader r(source);
   Config c;
   c.source = source;
-  RETURN_IF_ERROR(
-      r.CheckKeys(doc, "", {"root", "state", "shutdown_timeout", "grpc", "log", "cgroup", "cni"}));
+  RETURN_IF_ERROR(r.CheckKeys(doc, "",
+                              {"root", "state", "shutdown_timeout", "grpc", "log", "images",
+                               "registries", "cgroup", "cni"}));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "root", &c.root, false));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "state", &c.state, false));
   RETURN_IF_ERROR(r.Duration(doc, "", "shutdown_timeout", &c.shutdown_timeout));
@@ -234,6 +249,59 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
       c.log.format = *f;
     }
     RETURN_IF_ERROR(r.AbsPath(*lg, "log", "file", &c.log.file, /*allow_empty=*/true));
+  }
+
+  ASSIGN_OR_RETURN(const toml::table* im, r.Table(doc, "images"));
+  if (im != nullptr) {
+    RETURN_IF_ERROR(r.CheckKeys(*im, "images",
+                                {"max_concurrent_downloads", "pull_progress_timeout",
+                                 "request_timeout", "platform", "auth_file"}));
+    int64_t downloads = c.images.max_concurrent_downloads;
+    RETURN_IF_ERROR(r.Integer(*im, "images", "max_concurrent_downloads", 1, 64, &downloads));
+    c.images.max_concurrent_downloads = static_cast<int>(downloads);
+    RETURN_IF_ERROR(
+        r.Duration(*im, "images", "pull_progress_timeout", &c.images.pull_progress_timeout));
+    RETURN_IF_ERROR(r.Duration(*im, "images", "request_timeout", &c.images.request_timeout));
+    RETURN_IF_ERROR(r.String(*im, "images", "platform", &c.images.platform));
+    RETURN_IF_ERROR(
+        r.AbsPath(*im, "images", "auth_file", &c.images.auth_file, /*allow_empty=*/true));
+  }
+
+  ASSIGN_OR_RETURN(const toml::table* regs, r.Table(doc, "registries"));
+  if (regs != nullptr) {
+    for (const auto& [host_key, node] : *regs) {
+      std::string host(host_key.str());
+      std::string prefix = absl::StrCat("registries.\"", host, "\"");
+      if (host.empty() || host.find('/') != std::string::npos ||
+          host.find(' ') != std::string::npos) {
+        return r.Error(&node, prefix,
+                       "must be a registry host such as \"docker.io\" or \"127.0.0.1:5000\"");
+      }
+      if (!node.is_table()) return r.Error(&node, prefix, "must be a table");
+      const toml::table& t = *node.as_table();
+      RETURN_IF_ERROR(
+          r.CheckKeys(t, prefix, {"mirrors", "insecure", "ca_file", "cert_file", "key_file"}));
+      Config::Registry reg;
+      if (const toml::node* m = t.get("mirrors")) {
+        if (!m->is_array()) return r.Error(m, prefix + ".mirrors", "must be an array of URLs");
+        for (const toml::node& e : *m->as_array()) {
+          std::string url = e.value<std::string>().value_or("");
+          if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
+            return r.Error(&e, prefix + ".mirrors",
+                           "every mirror must be an http:// or https:// URL");
+          }
+          reg.mirrors.push_back(url);
+        }
+      }
+      RETURN_IF_ERROR(r.Bool(t, prefix, "insecure", &reg.insecure));
+      RETURN_IF_ERROR(r.AbsPath(t, prefix, "ca_file", &reg.ca_file, true));
+      RETURN_IF_ERROR(r.AbsPath(t, prefix, "cert_file", &reg.cert_file, true));
+      RETURN_IF_ERROR(r.AbsPath(t, prefix, "key_file", &reg.key_file, true));
+      if (reg.cert_file.empty() != reg.key_file.empty()) {
+        return r.Error(&node, prefix, "cert_file and key_file go together");
+      }
+      c.registries[host] = std::move(reg);
+    }
   }
 
   ASSIGN_OR_RETURN(const toml::table* cg, r.Table(doc, "cgroup"));

@@ -7,6 +7,7 @@
 #include "absl/strings/string_view.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,21 @@ struct Config {
     log::Format format = log::Format::kText;
     std::string file;  // empty: stderr
   } log;
+
+  struct Images {
+    int max_concurrent_downloads = 4;                         // layers fetched in parallel per pull
+    absl::Duration pull_progress_timeout = absl::Minutes(1);  // no bytes this long: cancelled
+    absl::Duration request_timeout = absl::Seconds(30);
+    std::string platform;   // "linux/amd64"; empty: the host's
+    std::string auth_file;  // docker config.json for credentials; empty: none
+  } images;
+
+  struct Registry {
+    std::vector<std::string> mirrors;  // endpoints tried before the host, in order
+    bool insecure = false;             // plain http
+    std::string ca_file, cert_file, key_file;
+  };
+  std::map<std::string, Registry> registries;  // by host ("docker.io", "127.0.0.1:5000")
 
   struct Cgroup {
     // Only the cgroupfs driver exists; true is refused at start-up (no systemd here to test

@@ -42,6 +42,13 @@ conf_dir = "/etc/cni/other"
 bin_dirs = ["/opt/x"]
 network_name = "pods"
 plugin_timeout = "90s"
+[images]
+max_concurrent_downloads = 8
+pull_progress_timeout = "30s"
+platform = "linux/arm64"
+[registries."127.0.0.1:5000"]
+insecure = true
+mirrors = ["http://127.0.0.1:5001"]
 )",
                                          "t.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -59,6 +66,13 @@ plugin_timeout = "90s"
   EXPECT_EQ(c->cni.bin_dirs, std::vector<std::string>{"/opt/x"});
   EXPECT_EQ(c->cni.network_name, "pods");
   EXPECT_EQ(c->cni.plugin_timeout, absl::Seconds(90));
+  EXPECT_EQ(c->images.max_concurrent_downloads, 8);
+  EXPECT_EQ(c->images.pull_progress_timeout, absl::Seconds(30));
+  EXPECT_EQ(c->images.platform, "linux/arm64");
+  ASSERT_EQ(c->registries.count("127.0.0.1:5000"), 1u);
+  EXPECT_TRUE(c->registries["127.0.0.1:5000"].insecure);
+  EXPECT_EQ(c->registries["127.0.0.1:5000"].mirrors,
+            std::vector<std::string>{"http://127.0.0.1:5001"});
   EXPECT_EQ(c->source, "t.toml");
 }
 
@@ -98,6 +112,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[cni]\nbin_dirs = [\"rel\"]", "absolute path"},
         BadCase{"cni = 3", "key \"cni\": must be a table"},
         BadCase{"[cgroup]\nsystemd_cgroup = true", "systemd cgroup driver is not supported"},
+        BadCase{"[images]\nmax_concurrent_downloads = 0", "out of range"},
+        BadCase{"[registries.\"r:5000\"]\nmirrors = [\"ftp://x\"]", "http:// or https://"},
+        BadCase{"[registries.\"r:5000\"]\ninsecur = true", "unknown key"},
         BadCase{"[cgroup]\nsystemd_cgroup = \"yes\"", "must be true or false"},
         BadCase{"[log\nlevel = 1", "/etc/berth/berth.toml:1"}));
 
