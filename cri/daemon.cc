@@ -105,7 +105,28 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
                                     .plugin_timeout = config.cni.plugin_timeout,
                                 }));
   d->runtime_service_ = std::make_unique<RuntimeService>(config, d->network_.get());
-  d->image_service_ = std::make_unique<ImageService>();
+  images::ImageStoreOptions io;
+  io.root = config.root;
+  io.registry.request_timeout = config.images.request_timeout;
+  io.registry.progress_timeout = config.images.pull_progress_timeout;
+  io.registry.auth_file = config.images.auth_file;
+  io.registry.user_agent = absl::StrCat("berth/", RuntimeVersion());
+  for (const auto& [host, reg] : config.registries) {
+    io.registry.hosts[host] = images::RegistryHost{.host = host,
+                                                   .mirrors = reg.mirrors,
+                                                   .insecure = reg.insecure,
+                                                   .ca_file = reg.ca_file,
+                                                   .cert_file = reg.cert_file,
+                                                   .key_file = reg.key_file};
+  }
+  io.pull.max_parallel_layers = config.images.max_concurrent_downloads;
+  if (!config.images.platform.empty()) {
+    absl::StatusOr<images::Platform> p = images::ParsePlatform(config.images.platform);
+    if (!p.ok()) return Annotate(p.status(), "images.platform");
+    io.pull.platform = *p;
+  }
+  ASSIGN_OR_RETURN(d->images_, images::ImageStore::Open(std::move(io)));
+  d->image_service_ = std::make_unique<ImageService>(d->images_.get());
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.grpc.address, grpc::InsecureServerCredentials());

@@ -37,6 +37,7 @@ class Daemon {
   Config config_;
   std::vector<LockFile> locks_;
   std::unique_ptr<network::NetworkManager> network_;
+  std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<RuntimeService> runtime_service_;
   std::unique_ptr<ImageService> image_service_;
   std::unique_ptr<grpc::Server> server_;

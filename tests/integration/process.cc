@@ -157,6 +157,17 @@ std::string ReadFileOrEmpty(const std::string& path) {
   return ss.str();
 }
 
+std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(ReadFileOrEmpty(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
 void WriteFileOrDie(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
   out << text;

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,9 @@ class Child {
 bool WaitForSocket(const std::string& path, absl::Duration timeout);
 
 std::string ReadFileOrEmpty(const std::string& path);
+
+// KEY=VALUE lines (the fixtures' registry.env, digests.env); other lines are ignored.
+std::map<std::string, std::string> ReadEnvFile(const std::string& path);
 void WriteFileOrDie(const std::string& path, const std::string& text);
 
 }  // namespace berth::testing

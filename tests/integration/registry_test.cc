@@ -43,17 +43,6 @@ using berth::testing::WriteFileOrDie;
 constexpr char kHtpasswd[] =
     "berth-user:$2b$05$JOY8IJclQhj0mPFAhvkM0OkTbktTOLPo2ceF2siaLfO8OWa2J7wK2\n";
 
-std::map<std::string, std::string> ReadEnv(const std::string& path) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
-
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -235,8 +224,8 @@ class FakeServer {
 class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto env = ReadEnv(BERTH_REGISTRY_ENV);
-    digests_ = ReadEnv(BERTH_DIGESTS_ENV);
+    auto env = berth::testing::ReadEnvFile(BERTH_REGISTRY_ENV);
+    digests_ = berth::testing::ReadEnvFile(BERTH_DIGESTS_ENV);
     host_ = env["BERTH_TEST_REGISTRY"];
     ASSERT_FALSE(host_.empty()) << BERTH_REGISTRY_ENV << " has no BERTH_TEST_REGISTRY";
     ASSERT_FALSE(digests_["DIGEST_busybox"].empty());

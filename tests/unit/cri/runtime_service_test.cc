@@ -132,12 +132,11 @@ TEST_F(RuntimeServiceTest, NotYetImplementedRpcsSayWhich) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_NE(st.error_message().find("RunPodSandbox"), std::string::npos);
 
-  ImageService is;
-  v1::PullImageRequest preq;
-  v1::PullImageResponse presp;
-  st = is.PullImage(nullptr, &preq, &presp);
+  v1::ExecSyncRequest ereq;
+  v1::ExecSyncResponse eresp;
+  st = rs.ExecSync(nullptr, &ereq, &eresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("PullImage"), std::string::npos);
+  EXPECT_NE(st.error_message().find("ExecSync"), std::string::npos);
 }
 
 }  // namespace
