@@ -127,11 +127,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   }
   ASSIGN_OR_RETURN(d->images_, images::ImageStore::Open(std::move(io)));
   d->image_service_ = std::make_unique<ImageService>(d->images_.get());
+  d->admin_service_ = std::make_unique<AdminService>(d->images_.get(), config.state);
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.grpc.address, grpc::InsecureServerCredentials());
   builder.RegisterService(d->runtime_service_.get());
   builder.RegisterService(d->image_service_.get());
+  builder.RegisterService(d->admin_service_.get());  // berth.admin.v1 (not CRI)
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.grpc.max_recv_message_size));
   builder.SetMaxSendMessageSize(static_cast<int>(config.grpc.max_send_message_size));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/lock_file.h"
+#include "cri/admin_service.h"
 #include "cri/config.h"
 #include "cri/image_service.h"
 #include "cri/runtime_service.h"
@@ -40,6 +41,7 @@ class Daemon {
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<RuntimeService> runtime_service_;
   std::unique_ptr<ImageService> image_service_;
+  std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -41,6 +41,17 @@ class ImageStore {
       absl::string_view image, const Credentials& creds,
       const std::function<void(const PullProgress&)>& progress = nullptr);
 
+  // Imports an OCI image layout packed as an uncompressed tar (an "OCI archive"): index.json,
+  // oci-layout and blobs/<alg>/<hex>. Every blob is verified into the content store and each
+  // layer unpacked as a pull does (Puller::PullFrom). The image is tagged with `tags` (image
+  // references, normalised), or, when none are given, with its index.json entry's
+  // org.opencontainers.image.ref.name when that is a full reference ("busybox:1", not "1");
+  // otherwise it is known by its ID only. A failed import leaves nothing of itself: no record,
+  // no blob, no snapshot that no other image uses.
+  absl::StatusOr<ImageRecord> Import(
+      const std::string& oci_archive_path, const std::vector<std::string>& tags,
+      const std::function<void(const PullProgress&)>& progress = nullptr);
+
   // An image by ID ("sha256:<hex>" or "<hex>"), unique ID prefix (12+ hex digits), tag
   // reference ("busybox", "docker.io/library/busybox:1") or digest reference. NotFound if none.
   absl::StatusOr<ImageRecord> Resolve(absl::string_view image);
@@ -59,6 +70,11 @@ class ImageStore {
  private:
   explicit ImageStore(ImageStoreOptions options);
   absl::Status CollectGarbage();
+  // Records a pulled or imported image (snapshots, then the image) under `tags` and
+  // `repo_digests` (added to the names the image already has). Callers hold gc_mu_ shared.
+  absl::StatusOr<ImageRecord> Record(const PulledImage& pulled,
+                                     const std::vector<std::string>& tags,
+                                     const std::vector<std::string>& repo_digests);
 
   ImageStoreOptions options_;
   std::unique_ptr<RegistryClient> registry_;

@@ -111,8 +111,7 @@ absl::Status Puller::StoreManifest(const FetchedManifest& m) {
   return Annotate(s, absl::StrCat("storing manifest ", m.digest.ToString()));
 }
 
-absl::StatusOr<std::string> Puller::FetchConfig(const Reference& ref, const Descriptor& desc,
-                                                const Credentials& creds) {
+absl::StatusOr<std::string> Puller::FetchConfig(const ImageSource& source, const Descriptor& desc) {
   if (desc.size > static_cast<int64_t>(kMaxConfigSize)) {
     return absl::InvalidArgumentError(absl::StrCat("image config ", desc.digest.ToString(), " is ",
                                                    desc.size, " bytes, more than the limit ",
@@ -127,13 +126,13 @@ absl::StatusOr<std::string> Puller::FetchConfig(const Reference& ref, const Desc
     absl::Status s = writer.offset() > 0 ? writer.Reset() : absl::OkStatus();
     absl::Status reset_status;
     if (s.ok()) {
-      s = registry_->FetchBlob(
-          ref, desc.digest, 0,
+      s = source.blob(
+          desc.digest, 0,
           [&](const char* p, size_t n) -> absl::Status {
             RETURN_IF_ERROR(reset_status);
             return writer.Write(p, n);
           },
-          [&] { reset_status = writer.Reset(); }, creds);
+          [&] { reset_status = writer.Reset(); });
     }
     if (s.ok()) s = reset_status;
     if (s.ok()) s = writer.Commit().status();
@@ -143,9 +142,9 @@ absl::StatusOr<std::string> Puller::FetchConfig(const Reference& ref, const Desc
   return content_->ReadBlob(desc.digest, kMaxConfigSize);
 }
 
-absl::Status Puller::EnsureLayer(const Reference& ref, const Descriptor& layer,
+absl::Status Puller::EnsureLayer(const ImageSource& source, const Descriptor& layer,
                                  const Digest& diff_id, const Digest& chain_id,
-                                 const Credentials& creds, const std::function<bool()>& cancelled,
+                                 const std::function<bool()>& cancelled,
                                  const std::function<void(PullProgress)>& report, bool* cached) {
   *cached = false;
   return SingleFlight("snapshot:" + chain_id.ToString(), [&]() -> absl::Status {
@@ -153,13 +152,12 @@ absl::Status Puller::EnsureLayer(const Reference& ref, const Descriptor& layer,
       *cached = true;
       return absl::OkStatus();
     }
-    return FetchAndUnpack(ref, layer, diff_id, chain_id, creds, cancelled, report);
+    return FetchAndUnpack(source, layer, diff_id, chain_id, cancelled, report);
   });
 }
 
-absl::Status Puller::FetchAndUnpack(const Reference& ref, const Descriptor& layer,
+absl::Status Puller::FetchAndUnpack(const ImageSource& source, const Descriptor& layer,
                                     const Digest& diff_id, const Digest& chain_id,
-                                    const Credentials& creds,
                                     const std::function<bool()>& cancelled,
                                     const std::function<void(PullProgress)>& report) {
   ASSIGN_OR_RETURN(Compression compression, LayerCompression(layer.media_type));
@@ -264,8 +262,8 @@ absl::Status Puller::FetchAndUnpack(const Reference& ref, const Descriptor& laye
   uint64_t done = static_cast<uint64_t>(writer.offset());
   uint64_t last_report = done;
   report({layer.digest, done, total, State::kDownloading});
-  status = registry_->FetchBlob(
-      ref, layer.digest, writer.offset(),
+  status = source.blob(
+      layer.digest, writer.offset(),
       [&](const char* p, size_t n) -> absl::Status {
         RETURN_IF_ERROR(reset_status);
         if (cancelled()) return absl::CancelledError("pull cancelled");
@@ -284,8 +282,7 @@ absl::Status Puller::FetchAndUnpack(const Reference& ref, const Descriptor& laye
         if (reset_status.ok()) reset_status = start_unpacker();
         unpack_status = absl::OkStatus();
         done = last_report = 0;
-      },
-      creds);
+      });
   if (status.ok()) status = reset_status;
   if (!status.ok()) {
     writer.Abort(true);
@@ -311,9 +308,26 @@ absl::Status Puller::FetchAndUnpack(const Reference& ref, const Descriptor& laye
 
 absl::StatusOr<PulledImage> Puller::Pull(const Reference& ref, const Credentials& creds,
                                          const std::function<void(const PullProgress&)>& progress) {
-  PulledImage out;
-  out.ref = ref;
   ASSIGN_OR_RETURN(FetchedManifest top, registry_->FetchManifest(ref, creds));
+  ImageSource source;
+  source.name = ref.String();
+  source.manifest = [&](const Descriptor& desc) {
+    return registry_->FetchManifestByDigest(ref, desc.digest, creds);
+  };
+  source.blob = [&](const Digest& digest, int64_t offset, const BlobSink& sink,
+                    const std::function<void()>& reset) {
+    return registry_->FetchBlob(ref, digest, offset, sink, reset, creds);
+  };
+  ASSIGN_OR_RETURN(PulledImage out, PullFrom(source, top, progress));
+  out.ref = ref;
+  return out;
+}
+
+absl::StatusOr<PulledImage> Puller::PullFrom(
+    const ImageSource& source, const FetchedManifest& top,
+    const std::function<void(const PullProgress&)>& progress, std::vector<Digest>* chain_ids) {
+  const std::string& name = source.name;
+  PulledImage out;
   out.manifest_digest = top.digest;
   out.manifest_media_type = top.media_type;
   RETURN_IF_ERROR(StoreManifest(top));
@@ -321,18 +335,18 @@ absl::StatusOr<PulledImage> Puller::Pull(const Reference& ref, const Credentials
   if (top.kind == MediaKind::kIndex) {
     ASSIGN_OR_RETURN(Index index, ParseIndex(top.body));
     ASSIGN_OR_RETURN(Descriptor desc, SelectPlatform(index, options_.platform));
-    ASSIGN_OR_RETURN(image, registry_->FetchManifestByDigest(ref, desc.digest, creds));
+    ASSIGN_OR_RETURN(image, source.manifest(desc));
     if (image.kind != MediaKind::kManifest) {
       return absl::UnimplementedError(
-          absl::StrCat("image ", ref.String(), ": the index entry for ", options_.platform.String(),
-                       " (", desc.digest.ToString(), ") is not an image manifest but ",
-                       image.media_type, " (nested indexes are not supported)"));
+          absl::StrCat("image ", name, ": the index entry for ", options_.platform.String(), " (",
+                       desc.digest.ToString(), ") is not an image manifest but ", image.media_type,
+                       " (nested indexes are not supported)"));
     }
     RETURN_IF_ERROR(StoreManifest(image));
     out.size += top.body.size();
   } else if (top.kind != MediaKind::kManifest) {
     return absl::InvalidArgumentError(
-        absl::StrCat("image ", ref.String(), ": not a manifest or index: ", top.media_type));
+        absl::StrCat("image ", name, ": not a manifest or index: ", top.media_type));
   }
   out.image_manifest_digest = image.digest;
   out.size += image.body.size();
@@ -341,21 +355,22 @@ absl::StatusOr<PulledImage> Puller::Pull(const Reference& ref, const Credentials
     const Descriptor& l = manifest.layers[i];
     if (IsForeignLayer(l.media_type) && !l.urls.empty()) {
       return absl::UnimplementedError(absl::StrCat(
-          "image ", ref.String(), ": ", LayerName(i, manifest.layers.size(), l),
+          "image ", name, ": ", LayerName(i, manifest.layers.size(), l),
           " is a non-distributable layer (", l.media_type, ") to be fetched from ", l.urls[0],
           ": pulling non-distributable layers from their urls is not supported"));
     }
     RETURN_IF_ERROR(
-        Annotate(LayerCompression(l.media_type).status(), absl::StrCat("image ", ref.String())));
+        Annotate(LayerCompression(l.media_type).status(), absl::StrCat("image ", name)));
   }
 
   out.config_digest = manifest.config.digest;
-  ASSIGN_OR_RETURN(out.config_json, FetchConfig(ref, manifest.config, creds));
+  ASSIGN_OR_RETURN(out.config_json, FetchConfig(source, manifest.config));
   ASSIGN_OR_RETURN(out.config, ParseImageConfig(out.config_json));
   RETURN_IF_ERROR(CheckConfigMatchesManifest(manifest, out.config));
   out.size += out.config_json.size();
   out.diff_ids = out.config.diff_ids;
   out.chain_ids = ChainIds(out.diff_ids);
+  if (chain_ids != nullptr) *chain_ids = out.chain_ids;
   for (const Descriptor& l : manifest.layers) {
     out.layer_digests.push_back(l.digest);
     out.size += static_cast<uint64_t>(std::max<int64_t>(l.size, 0));
@@ -387,12 +402,12 @@ absl::StatusOr<PulledImage> Puller::Pull(const Reference& ref, const Credentials
       const Descriptor& l = manifest.layers[i];
       bool cached = false;
       absl::Status s =
-          EnsureLayer(ref, l, out.diff_ids[i], out.chain_ids[i], creds, cancelled, report, &cached);
+          EnsureLayer(source, l, out.diff_ids[i], out.chain_ids[i], cancelled, report, &cached);
       uint64_t total = static_cast<uint64_t>(std::max<int64_t>(l.size, 0));
       if (s.ok()) {
         report({l.digest, total, total, cached ? State::kCached : State::kDone});
       } else {
-        statuses[i] = Annotate(s, absl::StrCat("image ", ref.String(), ": ", LayerName(i, n, l)));
+        statuses[i] = Annotate(s, absl::StrCat("image ", name, ": ", LayerName(i, n, l)));
         failed = true;
       }
     }

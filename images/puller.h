@@ -65,6 +65,19 @@ struct PulledImage {
   uint64_t size = 0;  // compressed layers + config + image manifest (+ index)
 };
 
+// Where Puller::PullFrom takes an image's parts: manifests by digest and blobs as streams.
+// `blob` streams `digest` from byte `offset` into `sink`; when it has to start over at 0 it calls
+// `reset()` first (as RegistryClient::FetchBlob). Manifests need not be verified by the source:
+// PullFrom checks their digests.
+using BlobSink = std::function<absl::Status(const char*, size_t)>;
+struct ImageSource {
+  std::string name;  // for messages: "image <name>: ..."
+  std::function<absl::StatusOr<FetchedManifest>(const Descriptor& desc)> manifest;
+  std::function<absl::Status(const Digest& digest, int64_t offset, const BlobSink& sink,
+                             const std::function<void()>& reset)>
+      blob;
+};
+
 class Puller {
  public:
   // The pointers must outlive the Puller. `registry`, `content` and `snapshots` are shared with
@@ -79,21 +92,29 @@ class Puller {
       const Reference& ref, const Credentials& creds,
       const std::function<void(const PullProgress&)>& progress = nullptr);
 
+  // The same from another source (an OCI archive: ImageStore::Import): `top` is the image's
+  // manifest or index (already verified). `chain_ids` (optional) receives the image's chain IDs
+  // as soon as they are known, so that a caller can clean up the snapshots of a failed import.
+  // `out.ref` is left empty.
+  absl::StatusOr<PulledImage> PullFrom(
+      const ImageSource& source, const FetchedManifest& top,
+      const std::function<void(const PullProgress&)>& progress = nullptr,
+      std::vector<Digest>* chain_ids = nullptr);
+
  private:
   // Runs `fn` once for `key` among concurrent callers (see the file comment).
   absl::Status SingleFlight(const std::string& key, const std::function<absl::Status()>& fn);
 
   absl::Status StoreManifest(const FetchedManifest& m);
-  absl::StatusOr<std::string> FetchConfig(const Reference& ref, const Descriptor& desc,
-                                          const Credentials& creds);
+  absl::StatusOr<std::string> FetchConfig(const ImageSource& source, const Descriptor& desc);
   // Makes sure the snapshot of chain_id exists (fetching and unpacking the layer if needed).
   // `cached` tells whether it was there already.
-  absl::Status EnsureLayer(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
-                           const Digest& chain_id, const Credentials& creds,
+  absl::Status EnsureLayer(const ImageSource& source, const Descriptor& layer,
+                           const Digest& diff_id, const Digest& chain_id,
                            const std::function<bool()>& cancelled,
                            const std::function<void(PullProgress)>& report, bool* cached);
-  absl::Status FetchAndUnpack(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
-                              const Digest& chain_id, const Credentials& creds,
+  absl::Status FetchAndUnpack(const ImageSource& source, const Descriptor& layer,
+                              const Digest& diff_id, const Digest& chain_id,
                               const std::function<bool()>& cancelled,
                               const std::function<void(PullProgress)>& report);
 

@@ -116,6 +116,26 @@ absl::StatusOr<std::string> TmpName(const std::string& tmp_root, const std::stri
   return name;
 }
 
+// The entries of a directory (not . and ..), read through a duplicate of `dir_fd`.
+absl::StatusOr<std::vector<std::string>> ListNames(int dir_fd) {
+  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return LastErrnoError("dup");
+  DIR* d = ::fdopendir(dup_fd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(dup_fd);
+    return ErrnoError(err, "fdopendir");
+  }
+  std::vector<std::string> names;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* of this thread only.
+  while (struct dirent* de = ::readdir(d)) {
+    absl::string_view n = de->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  return names;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SnapshotStore>> SnapshotStore::Open(const std::string& root) {
@@ -204,25 +224,28 @@ absl::Status SnapshotStore::Remove(const Digest& chain_id) const {
                   absl::StrCat("removing snapshot ", chain_id.ToString()));
 }
 
+absl::StatusOr<std::vector<Digest>> SnapshotStore::List() const {
+  std::vector<Digest> out;
+  for (const char* alg : {"sha256", "sha512"}) {
+    std::string dir = absl::StrCat(root_, "/", alg);
+    UniqueFd fd(::open(dir.c_str(), kDirFlags));
+    if (!fd) {
+      if (errno == ENOENT) continue;
+      return LastErrnoError(absl::StrCat("open ", dir));
+    }
+    ASSIGN_OR_RETURN(std::vector<std::string> names, ListNames(fd.get()));
+    for (const std::string& n : names) {
+      absl::StatusOr<Digest> d = Digest::Parse(absl::StrCat(alg, ":", n));
+      if (d.ok()) out.push_back(*d);  // anything else is not a snapshot berth made
+    }
+  }
+  return out;
+}
+
 absl::Status SnapshotStore::CleanTmp() const {
   UniqueFd tmp(::open(TmpDir().c_str(), kDirFlags));
   if (!tmp) return LastErrnoError(absl::StrCat("open ", TmpDir()));
-  std::vector<std::string> names;
-  {
-    int dup_fd = ::fcntl(tmp.get(), F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) return LastErrnoError("dup");
-    DIR* d = ::fdopendir(dup_fd);
-    if (d == nullptr) {
-      int err = errno;
-      ::close(dup_fd);
-      return ErrnoError(err, "fdopendir");
-    }
-    while (struct dirent* de = ::readdir(d)) {
-      absl::string_view n = de->d_name;
-      if (n != "." && n != "..") names.emplace_back(n);
-    }
-    ::closedir(d);
-  }
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListNames(tmp.get()));
   for (const std::string& n : names) {
     RETURN_IF_ERROR(Annotate(RemoveTree(tmp.get(), n), absl::StrCat("cleaning ", TmpDir())));
   }

@@ -47,6 +47,9 @@ class SnapshotStore {
   // Removes the snapshot; OK when it does not exist (idempotent).
   absl::Status Remove(const Digest& chain_id) const;
 
+  // The chain IDs of the committed snapshots (directories named by a valid digest).
+  absl::StatusOr<std::vector<Digest>> List() const;
+
   // Start-up hygiene: removes everything under snapshots/tmp (leftovers of a crash).
   absl::Status CleanTmp() const;
 

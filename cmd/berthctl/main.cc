@@ -1,7 +1,10 @@
 // berthctl: the CLI for people on a node; talks CRI to any runtime. Flag parsing only.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/time/time.h"
@@ -30,6 +33,44 @@ int Main(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "print the runtime's name and version");
   auto* info = app.add_subcommand("info", "print the runtime's status conditions and verbose info");
+
+  client::PullFlags pull_flags;
+  std::string pull_timeout_flag = "0s";
+  auto* pull = app.add_subcommand("pull", "pull an image (CRI PullImage)");
+  pull->add_option("IMAGE", pull_flags.image, "image reference")->required();
+  pull->add_option("--creds", pull_flags.creds, "registry credentials USERNAME:PASSWORD");
+  pull->add_option("--auth", pull_flags.auth, "registry credentials, base64 of USERNAME:PASSWORD");
+  pull->add_option("--pull-timeout", pull_timeout_flag, "bound on the pull (0s: none)")
+      ->capture_default_str();
+
+  client::ImagesFlags images_flags;
+  auto* images = app.add_subcommand("images", "list images (CRI ListImages)");
+  images->alias("image");
+  images->add_option("IMAGE", images_flags.image, "only this image");
+  images->add_flag("-q,--quiet", images_flags.quiet, "print image IDs only");
+  images->add_flag("--digests", images_flags.digests, "show digests");
+
+  std::vector<std::string> inspect_args;
+  auto* inspecti =
+      app.add_subcommand("inspecti", "print images' status (CRI ImageStatus, verbose)");
+  inspecti->add_option("IMAGE", inspect_args, "image IDs or references")->required();
+
+  std::vector<std::string> rmi_args;
+  auto* rmi = app.add_subcommand("rmi", "remove images (CRI RemoveImage)");
+  rmi->add_option("IMAGE", rmi_args, "image IDs or references")->required();
+
+  auto* imagefsinfo = app.add_subcommand("imagefsinfo", "print the image filesystem's usage");
+
+  // `berthctl image import`: berth only (the admin service). `berthctl image` alone lists.
+  client::ImportFlags import_flags;
+  std::string import_timeout_flag = "0s";
+  auto* import_cmd = images->add_subcommand(
+      "import", "import an OCI image layout directory or OCI archive (berthd only)");
+  import_cmd->add_option("PATH", import_flags.path, "OCI-LAYOUT-DIR or OCI-ARCHIVE.tar")
+      ->required();
+  import_cmd->add_option("--tag", import_flags.tags, "tag the image with this reference");
+  import_cmd->add_option("--import-timeout", import_timeout_flag, "bound on the import (0s: none)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   client::GlobalOptions opts;
@@ -54,7 +95,25 @@ int Main(int argc, char** argv) {
   }
   opts.output = *output;
 
+  auto long_timeout = [](const std::string& flag, absl::Duration* d) {
+    if (absl::ParseDuration(flag, d) && *d >= absl::ZeroDuration()) return true;
+    std::cerr << "berthctl: \"" << flag << "\" is not a duration (e.g. 5m, 0s for none)\n";
+    return false;
+  };
   if (*version) return client::CmdVersion(opts, std::cout, std::cerr);
+  if (*pull) {
+    if (!long_timeout(pull_timeout_flag, &pull_flags.pull_timeout)) return 2;
+    pull_flags.terminal = ::isatty(STDERR_FILENO) == 1;
+    return client::CmdPull(opts, pull_flags, std::cout, std::cerr);
+  }
+  if (*import_cmd) {
+    if (!long_timeout(import_timeout_flag, &import_flags.timeout)) return 2;
+    return client::CmdImportImage(opts, import_flags, std::cout, std::cerr);
+  }
+  if (*images) return client::CmdImages(opts, images_flags, std::cout, std::cerr);
+  if (*inspecti) return client::CmdInspectImages(opts, inspect_args, std::cout, std::cerr);
+  if (*rmi) return client::CmdRemoveImages(opts, rmi_args, std::cout, std::cerr);
+  if (*imagefsinfo) return client::CmdImageFsInfo(opts, std::cout, std::cerr);
   if (*info) return client::CmdInfo(opts, std::cout, std::cerr);
   return 2;
 }

@@ -81,6 +81,8 @@
 
 #include "cri/api/api.grpc.pb.h"
 #include "cri/api/api.pb.h"
+#include "cri/api/berth_admin.grpc.pb.h"
+#include "cri/api/berth_admin.pb.h"
 
 #pragma pop_macro("SIGRTMAX")
 #pragma pop_macro("SIGRTMIN")

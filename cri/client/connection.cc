@@ -93,12 +93,19 @@ absl::StatusOr<Connection> Connection::Open(const std::string& endpoint, absl::D
   c.channel_ = channel;
   c.runtime_ = ::runtime::v1::RuntimeService::NewStub(channel);
   c.image_ = ::runtime::v1::ImageService::NewStub(channel);
+  c.admin_ = ::berth::admin::v1::Admin::NewStub(channel);
   return c;
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  return ctx;
+}
+
+std::unique_ptr<grpc::ClientContext> Connection::NewLongContext(absl::Duration timeout) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (timeout > absl::ZeroDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return ctx;
 }
 

@@ -23,9 +23,13 @@ class Connection {
 
   ::runtime::v1::RuntimeService::Stub& runtime() { return *runtime_; }
   ::runtime::v1::ImageService::Stub& image() { return *image_; }
+  // berth's own admin service (berthd only; other runtimes answer UNIMPLEMENTED).
+  ::berth::admin::v1::Admin::Stub& admin() { return *admin_; }
 
   // A context whose deadline is the connection's timeout from now.
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // A context for long calls (pulls, imports): `timeout` from now, none when it is zero.
+  static std::unique_ptr<grpc::ClientContext> NewLongContext(absl::Duration timeout);
 
   // Turns a failed call into an absl::Status whose message says what happened in terms of the
   // endpoint: a peer that is not a CRI runtime.v1 server, a timeout, an RPC the runtime lacks.
@@ -40,6 +44,7 @@ class Connection {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<::runtime::v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<::runtime::v1::ImageService::Stub> image_;
+  std::unique_ptr<::berth::admin::v1::Admin::Stub> admin_;
 };
 
 }  // namespace berth::cri::client

@@ -152,6 +152,10 @@ TEST_F(ImageServiceTest, KillDuringPullLeavesNothingCorruptAndThePullRepeats) {
   // No temporary extraction or download is left behind.
   CommandResult tmp = RunCommand({"/usr/bin/find", dir_ / "root/snapshots/tmp", "-mindepth", "1"});
   EXPECT_EQ(tmp.out, "");
+  // Every snapshot on disk belongs to the image (7 layers): none left unrecorded by the kill.
+  CommandResult snaps = RunCommand(
+      {"/usr/bin/find", dir_ / "root/snapshots/sha256", "-mindepth", "1", "-maxdepth", "1"});
+  EXPECT_EQ(std::count(snaps.out.begin(), snaps.out.end(), '\n'), 7) << snaps.out;
 }
 
 }  // namespace

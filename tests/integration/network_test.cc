@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -351,11 +352,15 @@ exit 1
 }
 
 TEST_F(NetworkTest, HangingPluginTimesOutAndEverythingIsUndone) {
-  WriteFileOrDie(bin_dir_ + "/hanger", R"(#!/bin/sh
+  // It also starts a child, to show the whole process group is killed.
+  WriteFileOrDie(bin_dir_ + "/hanger", absl::StrCat(R"(#!/bin/sh
 cat >/dev/null
 [ "$CNI_COMMAND" = ADD ] || exit 0
-sleep 60
-)");
+sleep 60 &
+echo $! > )",
+                                                    dir_ / "sleep.pid", R"(
+wait
+)"));
   ASSERT_EQ(::chmod((bin_dir_ + "/hanger").c_str(), 0755), 0);
   WriteBridgeConfig(R"(, {"type": "hanger"})");
   auto m = Manager(absl::Seconds(1));
@@ -365,9 +370,13 @@ sleep 60
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_TRUE(Leases(ipam_dir_, "berth-test").empty());
   EXPECT_TRUE(DirEntries(cache_dir_ + "/results").empty());
-  // The killed plugin's whole process group is gone (no stray `sleep 60`).
-  CommandResult ps = RunCommand({"/usr/bin/pgrep", "-f", "^sleep 60$"});
-  EXPECT_NE(ps.exit_code, 0) << ps.out;
+  // The killed plugin's whole process group is gone (its `sleep 60` too).
+  pid_t sleeper = std::atoi(ReadFileOrEmpty(dir_ / "sleep.pid").c_str());
+  ASSERT_GT(sleeper, 0);
+  absl::Time gone_by = absl::Now() + absl::Seconds(5);
+  while (::kill(sleeper, 0) == 0 && absl::Now() < gone_by) absl::SleepFor(absl::Milliseconds(10));
+  std::string state = ReadFileOrEmpty(absl::StrCat("/proc/", sleeper, "/stat"));
+  EXPECT_TRUE(state.empty() || state.find(") Z ") != std::string::npos) << state;
 }
 
 TEST_F(NetworkTest, ReadinessFollowsTheConfDirThroughInotify) {
