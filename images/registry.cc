@@ -441,6 +441,12 @@ std::string HttpErrorText(const Call& call, const Response& r) {
       }
     }
   }
+  if (r.status == 400 && absl::StrContains(r.body, "HTTP request to an HTTPS server")) {
+    // Go's answer to plain http on a TLS port.
+    absl::StrAppend(&msg,
+                    ": the registry speaks https only, but the host is configured as "
+                    "insecure (plain http) or is a loopback host without a configuration");
+  }
   return msg;
 }
 
@@ -559,6 +565,11 @@ struct RegistryClient::Impl {
     }
 
     CURLcode rc = curl_easy_perform(h);
+    // Whether this transfer made a new connection and completed a TLS handshake on it.
+    long new_connections = 0;
+    curl_off_t tls_done_us = 0;
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &new_connections);
+    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &tls_done_us);
     curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
     if (!auth_line.empty()) std::fill(auth_line.begin(), auth_line.end(), '\0');
@@ -581,10 +592,32 @@ struct RegistryClient::Impl {
     }
     auto parts = ParseUrl(url);
     std::string host = parts ? parts->host : "?";
-    if (IsTlsError(rc)) {
-      return Fail(absl::UnavailableError(
-                      absl::StrCat("TLS connection to ", host, " failed (", what, "): ", detail)),
+    // A TLS alert on the first read or write: the server refused the connection after the
+    // handshake (TLS 1.3 servers check the client certificate then). Not transient.
+    bool alert = (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && parts &&
+                 parts->scheme == "https" && r.resp.status == 0 &&
+                 absl::StrContains(detail, " alert ");
+    std::string cert_hint =
+        tls != nullptr && !tls->cert_file.empty()
+            ? " (the registry refused the client certificate?)"
+            : " (the registry requires a client certificate? none is configured)";
+    if (IsTlsError(rc) || alert) {
+      std::string hint;
+      if (alert && absl::StrContains(detail, "certificate")) hint = cert_hint;
+      return Fail(absl::UnavailableError(absl::StrCat("TLS connection to ", host, " failed (", what,
+                                                      "): ", detail, hint)),
                   Kind::kEndpointDead);
+    }
+    if ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && parts && parts->scheme == "https" &&
+        r.resp.status == 0 && new_connections > 0 && tls_done_us > 0) {
+      // A new connection closed right after its TLS handshake, before any answer: usually
+      // a TLS 1.3 server refusing the client certificate, whose alert was lost to the reset.
+      // Retried (it might be transient), but named as what it most likely is.
+      return Fail(
+          absl::UnavailableError(absl::StrCat("TLS connection to ", host,
+                                              " closed by the server right after the handshake (",
+                                              what, "): ", detail, cert_hint)),
+          Kind::kTransient);
     }
     switch (rc) {
       case CURLE_COULDNT_RESOLVE_HOST:
