@@ -412,6 +412,27 @@ absl::StatusOr<FsUsage> ImageStore::Usage() {
   return u;
 }
 
+absl::Status ImageStore::AcquireLayers(const std::vector<Digest>& chain_ids) {
+  std::shared_lock<std::shared_mutex> no_gc(gc_mu_);
+  for (size_t i = 0; i < chain_ids.size(); ++i) {
+    absl::Status st = metadata_->AddSnapshotUser(chain_ids[i], +1);
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) (void)metadata_->AddSnapshotUser(chain_ids[j], -1);
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ImageStore::ReleaseLayers(const std::vector<Digest>& chain_ids) {
+  std::unique_lock<std::shared_mutex> lock(gc_mu_);
+  for (const Digest& c : chain_ids) {
+    absl::Status st = metadata_->AddSnapshotUser(c, -1);
+    if (!st.ok() && !absl::IsNotFound(st)) return st;
+  }
+  return CollectGarbage();
+}
+
 std::vector<std::string> ImageStore::LayerPaths(const ImageRecord& image) const {
   std::vector<std::string> out;
   for (auto it = image.chain_ids.rbegin(); it != image.chain_ids.rend(); ++it) {

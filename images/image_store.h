@@ -67,6 +67,12 @@ class ImageStore {
   // The image's snapshot directories, top layer first (overlayfs lowerdir order).
   std::vector<std::string> LayerPaths(const ImageRecord& image) const;
 
+  // A container takes one user on each of its image's snapshots, so that removing the image
+  // keeps the layers the container runs on; it gives them back when it is removed (and then
+  // unused snapshots are collected).
+  absl::Status AcquireLayers(const std::vector<Digest>& chain_ids);
+  absl::Status ReleaseLayers(const std::vector<Digest>& chain_ids);
+
  private:
   explicit ImageStore(ImageStoreOptions options);
   absl::Status CollectGarbage();
