@@ -29,4 +29,9 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
 // directory; an error if it exists as something else.
 absl::Status MkdirAll(const std::string& path, mode_t mode = 0755);
 
+// Removes `name` (relative to the directory fd `parent`) and, if it is a directory, everything
+// below it, with *at calls only and one open directory at a time (depth is not bounded by the
+// fd limit). Symlinks are removed, never followed. Fine when `name` does not exist.
+absl::Status RemoveTreeAt(int parent, const std::string& name);
+
 }  // namespace berth

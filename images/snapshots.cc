@@ -26,82 +26,6 @@ namespace {
 
 constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
-// Removes the directory `name` in `parent` and everything below it, with *at() calls only and
-// one open directory at a time (depth is not bounded by the fd limit): the stack holds names.
-// Symlinks are removed, never followed.
-absl::Status RemoveTree(int parent, const std::string& name) {
-  UniqueFd cur(::openat(parent, name.c_str(), kDirFlags));
-  if (!cur) {
-    if (errno == ENOENT) return absl::OkStatus();
-    if (errno == ENOTDIR || errno == ELOOP) {
-      if (::unlinkat(parent, name.c_str(), 0) == 0 || errno == ENOENT) return absl::OkStatus();
-    }
-    return LastErrnoError(absl::StrCat("open directory \"", name, "\" to remove it"));
-  }
-  std::vector<std::string> stack;
-  for (;;) {
-    int dup_fd = ::fcntl(cur.get(), F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) return LastErrnoError("dup");
-    DIR* d = ::fdopendir(dup_fd);
-    if (d == nullptr) {
-      int err = errno;
-      ::close(dup_fd);
-      return ErrnoError(err, "fdopendir");
-    }
-    std::string subdir;
-    absl::Status status;
-    for (;;) {
-      errno = 0;
-      struct dirent* de = ::readdir(d);
-      if (de == nullptr) {
-        if (errno != 0) status = LastErrnoError("readdir");
-        break;
-      }
-      absl::string_view n = de->d_name;
-      if (n == "." || n == "..") continue;
-      bool is_dir = de->d_type == DT_DIR;
-      if (de->d_type == DT_UNKNOWN) {
-        struct stat st;
-        if (::fstatat(cur.get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-          status = LastErrnoError(absl::StrCat("stat \"", n, "\""));
-          break;
-        }
-        is_dir = S_ISDIR(st.st_mode);
-      }
-      if (is_dir) {
-        subdir = std::string(n);
-        break;
-      }
-      if (::unlinkat(cur.get(), de->d_name, 0) != 0) {
-        status = LastErrnoError(absl::StrCat("remove \"", n, "\""));
-        break;
-      }
-    }
-    ::closedir(d);
-    RETURN_IF_ERROR(status);
-    if (!subdir.empty()) {
-      int fd = ::openat(cur.get(), subdir.c_str(), kDirFlags);
-      if (fd < 0) return LastErrnoError(absl::StrCat("open directory \"", subdir, "\""));
-      cur.reset(fd);
-      stack.push_back(std::move(subdir));
-      continue;
-    }
-    if (stack.empty()) break;
-    int up = ::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (up < 0) return LastErrnoError("open \"..\"");
-    cur.reset(up);
-    if (::unlinkat(cur.get(), stack.back().c_str(), AT_REMOVEDIR) != 0) {
-      return LastErrnoError(absl::StrCat("remove directory \"", stack.back(), "\""));
-    }
-    stack.pop_back();
-  }
-  cur.reset();
-  if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return LastErrnoError(absl::StrCat("remove directory \"", name, "\""));
-  }
-  return absl::OkStatus();
-}
-
 // The last component of a path NewTmp returned, checked to be a plain name.
 absl::StatusOr<std::string> TmpName(const std::string& tmp_root, const std::string& tmp_dir) {
   std::string prefix = tmp_root + "/";
@@ -174,7 +98,7 @@ absl::Status SnapshotStore::RemoveTmp(const std::string& tmp_dir) const {
   ASSIGN_OR_RETURN(std::string name, TmpName(TmpDir(), tmp_dir));
   UniqueFd tmp(::open(TmpDir().c_str(), kDirFlags));
   if (!tmp) return LastErrnoError(absl::StrCat("open ", TmpDir()));
-  return Annotate(RemoveTree(tmp.get(), name), absl::StrCat("removing ", tmp_dir));
+  return Annotate(RemoveTreeAt(tmp.get(), name), absl::StrCat("removing ", tmp_dir));
 }
 
 absl::Status SnapshotStore::Commit(const std::string& tmp_dir, const Digest& chain_id) const {
@@ -190,7 +114,7 @@ absl::Status SnapshotStore::Commit(const std::string& tmp_dir, const Digest& cha
       0) {
     if (errno == EEXIST || errno == ENOTEMPTY) {
       // Another extraction of the same chain ID won: keep that one.
-      return RemoveTree(tmp.get(), name);
+      return RemoveTreeAt(tmp.get(), name);
     }
     return LastErrnoError(absl::StrCat("rename ", tmp_dir, " to ", Path(chain_id)));
   }
@@ -220,7 +144,7 @@ absl::Status SnapshotStore::Remove(const Digest& chain_id) const {
     return LastErrnoError(absl::StrCat("rename ", Path(chain_id), " to ", TmpDir(), "/", name));
   }
   (void)::fsync(alg.get());
-  return Annotate(RemoveTree(tmp.get(), name),
+  return Annotate(RemoveTreeAt(tmp.get(), name),
                   absl::StrCat("removing snapshot ", chain_id.ToString()));
 }
 
@@ -247,7 +171,7 @@ absl::Status SnapshotStore::CleanTmp() const {
   if (!tmp) return LastErrnoError(absl::StrCat("open ", TmpDir()));
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListNames(tmp.get()));
   for (const std::string& n : names) {
-    RETURN_IF_ERROR(Annotate(RemoveTree(tmp.get(), n), absl::StrCat("cleaning ", TmpDir())));
+    RETURN_IF_ERROR(Annotate(RemoveTreeAt(tmp.get(), n), absl::StrCat("cleaning ", TmpDir())));
   }
   return absl::OkStatus();
 }

@@ -30,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "base/file.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 
@@ -108,76 +109,6 @@ absl::Status WriteAll(int fd, const char* data, size_t size, int64_t offset) {
   return absl::OkStatus();
 }
 
-// Removes the directory `name` in `parent` and everything below it, with *at() calls only and
-// one open directory at a time (depth is not bounded by the fd limit): the stack holds names.
-absl::Status RemoveTree(int parent, const std::string& name) {
-  UniqueFd cur(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!cur) return LastErrnoError(absl::StrCat("open directory \"", name, "\" to remove it"));
-  std::vector<std::string> stack;
-  for (;;) {
-    int dup_fd = ::fcntl(cur.get(), F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) return LastErrnoError("dup");
-    DIR* d = ::fdopendir(dup_fd);
-    if (d == nullptr) {
-      int err = errno;
-      ::close(dup_fd);
-      return ErrnoError(err, "fdopendir");
-    }
-    std::string subdir;
-    absl::Status status;
-    for (;;) {
-      errno = 0;
-      struct dirent* de = ::readdir(d);
-      if (de == nullptr) {
-        if (errno != 0) status = LastErrnoError("readdir");
-        break;
-      }
-      absl::string_view n = de->d_name;
-      if (n == "." || n == "..") continue;
-      bool is_dir = de->d_type == DT_DIR;
-      if (de->d_type == DT_UNKNOWN) {
-        struct stat st;
-        if (::fstatat(cur.get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-          status = LastErrnoError(absl::StrCat("stat \"", n, "\""));
-          break;
-        }
-        is_dir = S_ISDIR(st.st_mode);
-      }
-      if (is_dir) {
-        subdir = std::string(n);
-        break;
-      }
-      if (::unlinkat(cur.get(), de->d_name, 0) != 0) {
-        status = LastErrnoError(absl::StrCat("remove \"", n, "\""));
-        break;
-      }
-    }
-    ::closedir(d);
-    RETURN_IF_ERROR(status);
-    if (!subdir.empty()) {
-      int fd = ::openat(cur.get(), subdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) return LastErrnoError(absl::StrCat("open directory \"", subdir, "\""));
-      cur.reset(fd);
-      stack.push_back(std::move(subdir));
-      continue;
-    }
-    // `cur` is empty now.
-    if (stack.empty()) break;
-    int up = ::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (up < 0) return LastErrnoError("open \"..\"");
-    cur.reset(up);
-    if (::unlinkat(cur.get(), stack.back().c_str(), AT_REMOVEDIR) != 0) {
-      return LastErrnoError(absl::StrCat("remove directory \"", stack.back(), "\""));
-    }
-    stack.pop_back();
-  }
-  cur.reset();
-  if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) {
-    return LastErrnoError(absl::StrCat("remove directory \"", name, "\""));
-  }
-  return absl::OkStatus();
-}
-
 // Removes whatever `name` in `parent` is (nothing is fine).
 absl::Status RemoveExisting(int parent, const std::string& name) {
   struct stat st;
@@ -185,7 +116,7 @@ absl::Status RemoveExisting(int parent, const std::string& name) {
     if (errno == ENOENT) return absl::OkStatus();
     return LastErrnoError("stat existing entry");
   }
-  if (S_ISDIR(st.st_mode)) return RemoveTree(parent, name);
+  if (S_ISDIR(st.st_mode)) return RemoveTreeAt(parent, name);
   if (::unlinkat(parent, name.c_str(), 0) != 0) return LastErrnoError("remove existing entry");
   return absl::OkStatus();
 }

@@ -8,44 +8,15 @@
 
 namespace berth::cri::client {
 
-namespace {
-
-int Fail(std::ostream& err, const absl::Status& status) {
-  err << "berthctl: " << status.message() << "\n";
-  return 1;
-}
-
-// Left-aligned columns separated by at least two spaces.
-std::string Table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& row : rows) {
-    if (row.size() > width.size()) width.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 3, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    absl::StrAppend(&out, line, "\n");
-  }
-  return out;
-}
-
-}  // namespace
-
 int CmdVersion(const GlobalOptions& opts, std::ostream& out, std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   ::runtime::v1::VersionRequest req;
   req.set_version("v1");  // the CRI API version this client speaks
   ::runtime::v1::VersionResponse resp;
   auto ctx = conn->NewContext();
   absl::Status st = conn->Check(conn->runtime().Version(ctx.get(), req, &resp), "Version");
-  if (!st.ok()) return Fail(err, st);
+  if (!st.ok()) return PrintError(err, st);
 
   if (opts.output == OutputFormat::kTable) {
     // The same shape as crictl's, so scripts written for one read the other.
@@ -61,20 +32,20 @@ int CmdVersion(const GlobalOptions& opts, std::ostream& out, std::ostream& err) 
 
 int CmdInfo(const GlobalOptions& opts, std::ostream& out, std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   ::runtime::v1::StatusRequest req;
   req.set_verbose(true);
   ::runtime::v1::StatusResponse resp;
   auto ctx = conn->NewContext();
   absl::Status st = conn->Check(conn->runtime().Status(ctx.get(), req, &resp), "Status");
-  if (!st.ok()) return Fail(err, st);
+  if (!st.ok()) return PrintError(err, st);
 
   if (opts.output == OutputFormat::kTable) {
     std::vector<std::vector<std::string>> rows = {{"CONDITION", "STATUS", "REASON", "MESSAGE"}};
     for (const auto& c : resp.status().conditions()) {
       rows.push_back({c.type(), c.status() ? "true" : "false", c.reason(), c.message()});
     }
-    out << Table(rows);
+    out << RenderTable(rows);
     std::vector<std::string> keys;
     for (const auto& [k, v] : resp.info()) keys.push_back(k);
     std::sort(keys.begin(), keys.end());

@@ -32,30 +32,6 @@ namespace {
 namespace v1 = ::runtime::v1;
 namespace admin = ::berth::admin::v1;
 
-int Fail(std::ostream& err, const absl::Status& status) {
-  err << "berthctl: " << status.message() << "\n";
-  return 1;
-}
-
-std::string Table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& row : rows) {
-    if (row.size() > width.size()) width.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 3, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    absl::StrAppend(&out, line, "\n");
-  }
-  return out;
-}
-
 std::string StripSha(absl::string_view s) {
   absl::ConsumePrefix(&s, "sha256:");
   return std::string(s);
@@ -353,13 +329,13 @@ std::string HumanSize(uint64_t bytes) {
 int CmdPull(const GlobalOptions& opts, const PullFlags& flags, std::ostream& out,
             std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   v1::PullImageRequest req;
   req.mutable_image()->set_image(flags.image);
   if (!flags.creds.empty()) {
     size_t colon = flags.creds.find(':');
     if (colon == std::string::npos) {
-      return Fail(err, absl::InvalidArgumentError("--creds wants USERNAME:PASSWORD"));
+      return PrintError(err, absl::InvalidArgumentError("--creds wants USERNAME:PASSWORD"));
     }
     req.mutable_auth()->set_username(flags.creds.substr(0, colon));
     req.mutable_auth()->set_password(flags.creds.substr(colon + 1));
@@ -388,7 +364,7 @@ int CmdPull(const GlobalOptions& opts, const PullFlags& flags, std::ostream& out
     if (!any && AdminMissing(st)) {
       fallback = true;
     } else if (!st.ok()) {
-      return Fail(err, conn->Check(st, "PullImage"));
+      return PrintError(err, conn->Check(st, "PullImage"));
     }
   }
   if (fallback) {
@@ -398,7 +374,7 @@ int CmdPull(const GlobalOptions& opts, const PullFlags& flags, std::ostream& out
     auto ctx = Connection::NewLongContext(flags.pull_timeout);
     absl::Status st = conn->Check(conn->image().PullImage(ctx.get(), req, &resp), "PullImage");
     spin.Stop();
-    if (!st.ok()) return Fail(err, st);
+    if (!st.ok()) return PrintError(err, st);
     image_ref = resp.image_ref();
   }
   out << "Image is up to date for " << image_ref << "\n";
@@ -408,13 +384,13 @@ int CmdPull(const GlobalOptions& opts, const PullFlags& flags, std::ostream& out
 int CmdImages(const GlobalOptions& opts, const ImagesFlags& flags, std::ostream& out,
               std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   v1::ListImagesRequest req;
   if (!flags.image.empty()) req.mutable_filter()->mutable_image()->set_image(flags.image);
   v1::ListImagesResponse resp;
   auto ctx = conn->NewContext();
   absl::Status st = conn->Check(conn->image().ListImages(ctx.get(), req, &resp), "ListImages");
-  if (!st.ok()) return Fail(err, st);
+  if (!st.ok()) return PrintError(err, st);
   std::vector<const v1::Image*> images;
   for (const v1::Image& i : resp.images()) images.push_back(&i);
   // crictl's order: by the first tag, untagged last.
@@ -465,20 +441,20 @@ int CmdImages(const GlobalOptions& opts, const ImagesFlags& flags, std::ostream&
       rows.push_back(std::move(row));
     }
   }
-  out << Table(rows);
+  out << RenderTable(rows);
   return 0;
 }
 
 int CmdInspectImages(const GlobalOptions& opts, const std::vector<std::string>& images,
                      std::ostream& out, std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   int rc = 0;
   for (const std::string& name : images) {
     std::map<std::string, std::string> info;
     absl::StatusOr<v1::Image> image = StatusOf(*conn, name, /*verbose=*/true, &info);
     if (!image.ok()) {
-      rc = Fail(err, image.status());
+      rc = PrintError(err, image.status());
       continue;
     }
     // As crictl prints it: {"status": <Image>, <each info key>: <its value, parsed if JSON>}.
@@ -497,12 +473,12 @@ int CmdInspectImages(const GlobalOptions& opts, const std::vector<std::string>& 
 int CmdRemoveImages(const GlobalOptions& opts, const std::vector<std::string>& images,
                     std::ostream& out, std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   int rc = 0;
   for (const std::string& name : images) {
     absl::StatusOr<v1::Image> image = StatusOf(*conn, name, /*verbose=*/false);
     if (!image.ok()) {
-      rc = Fail(err, image.status());
+      rc = PrintError(err, image.status());
       continue;
     }
     // As crictl: the image goes (by its ID), with all its tags.
@@ -512,7 +488,7 @@ int CmdRemoveImages(const GlobalOptions& opts, const std::vector<std::string>& i
     auto ctx = conn->NewContext();
     absl::Status st = conn->Check(conn->image().RemoveImage(ctx.get(), req, &resp), "RemoveImage");
     if (!st.ok()) {
-      rc = Fail(err, st);
+      rc = PrintError(err, st);
       continue;
     }
     if (image->repo_tags().empty()) out << "Deleted: " << image->id() << "\n";
@@ -523,12 +499,12 @@ int CmdRemoveImages(const GlobalOptions& opts, const std::vector<std::string>& i
 
 int CmdImageFsInfo(const GlobalOptions& opts, std::ostream& out, std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
   v1::ImageFsInfoRequest req;
   v1::ImageFsInfoResponse resp;
   auto ctx = conn->NewContext();
   absl::Status st = conn->Check(conn->image().ImageFsInfo(ctx.get(), req, &resp), "ImageFsInfo");
-  if (!st.ok()) return Fail(err, st);
+  if (!st.ok()) return PrintError(err, st);
   if (opts.output != OutputFormat::kTable) {
     out << RenderStructured(MessageToJson(resp), opts.output);
     return 0;
@@ -542,7 +518,7 @@ int CmdImageFsInfo(const GlobalOptions& opts, std::ostream& out, std::ostream& e
     rows.push_back({"container", f.fs_id().mountpoint(), HumanSize(f.used_bytes().value()),
                     absl::StrCat(f.inodes_used().value())});
   }
-  out << Table(rows);
+  out << RenderTable(rows);
   return 0;
 }
 
@@ -550,21 +526,21 @@ int CmdImportImage(const GlobalOptions& opts, const ImportFlags& flags, std::ost
                    std::ostream& err) {
   struct stat st;
   if (::stat(flags.path.c_str(), &st) != 0) {
-    return Fail(err, absl::NotFoundError(
-                         absl::StrCat(flags.path, ": ", std::strerror(errno),
-                                      " (want an OCI image layout directory or an OCI archive)")));
+    return PrintError(err, absl::NotFoundError(absl::StrCat(
+                               flags.path, ": ", std::strerror(errno),
+                               " (want an OCI image layout directory or an OCI archive)")));
   }
   const bool is_dir = S_ISDIR(st.st_mode);
   if (is_dir && ::access((flags.path + "/index.json").c_str(), R_OK) != 0) {
-    return Fail(err, absl::InvalidArgumentError(
-                         absl::StrCat(flags.path, " is not an OCI image layout (no index.json)")));
+    return PrintError(err, absl::InvalidArgumentError(absl::StrCat(
+                               flags.path, " is not an OCI image layout (no index.json)")));
   }
   if (!is_dir && !S_ISREG(st.st_mode)) {
-    return Fail(err, absl::InvalidArgumentError(
-                         absl::StrCat(flags.path, " is neither a directory nor a file")));
+    return PrintError(err, absl::InvalidArgumentError(
+                               absl::StrCat(flags.path, " is neither a directory nor a file")));
   }
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
-  if (!conn.ok()) return Fail(err, conn.status());
+  if (!conn.ok()) return PrintError(err, conn.status());
 
   auto ctx = Connection::NewLongContext(flags.timeout);
   admin::ImportImageResponse resp;
@@ -585,16 +561,16 @@ int CmdImportImage(const GlobalOptions& opts, const ImportFlags& flags, std::ost
   if (!local_error.empty() && !sender.broken()) {
     ctx->TryCancel();
     (void)writer->Finish();
-    return Fail(err, absl::InternalError(local_error));
+    return PrintError(err, absl::InternalError(local_error));
   }
   if (sent) writer->WritesDone();
   grpc::Status gst = writer->Finish();
   if (AdminMissing(gst)) {
-    return Fail(err, absl::UnimplementedError(
-                         absl::StrCat("the runtime at ", conn->endpoint(),
-                                      " has no berth admin service (import is berth-only)")));
+    return PrintError(err, absl::UnimplementedError(
+                               absl::StrCat("the runtime at ", conn->endpoint(),
+                                            " has no berth admin service (import is berth-only)")));
   }
-  if (!gst.ok()) return Fail(err, conn->Check(gst, "ImportImage"));
+  if (!gst.ok()) return PrintError(err, conn->Check(gst, "ImportImage"));
   if (opts.output != OutputFormat::kTable) {
     out << RenderStructured(MessageToJson(resp), opts.output);
     return 0;

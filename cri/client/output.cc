@@ -2,6 +2,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <ostream>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
@@ -111,6 +114,30 @@ std::string ToYaml(const nlohmann::json& value) {
 std::string RenderStructured(const nlohmann::json& value, OutputFormat format) {
   if (format == OutputFormat::kYaml) return ToYaml(value);
   return value.dump(2) + "\n";
+}
+
+std::string RenderTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    if (row.size() > width.size()) width.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 3, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+int PrintError(std::ostream& err, const absl::Status& status) {
+  err << "berthctl: " << status.message() << "\n";
+  return 1;
 }
 
 }  // namespace berth::cri::client

@@ -1,8 +1,10 @@
 // Rendering CRI answers for people (table) and programs (json, yaml).
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include <google/protobuf/message.h>
@@ -25,5 +27,11 @@ std::string ToYaml(const nlohmann::json& value);
 
 // json (2-space indent) or yaml; a trailing newline included.
 std::string RenderStructured(const nlohmann::json& value, OutputFormat format);
+
+// Left-aligned columns separated by at least three spaces, trailing spaces trimmed.
+std::string RenderTable(const std::vector<std::vector<std::string>>& rows);
+
+// Writes "berthctl: <message>" to `err` and returns the exit code for a failed command (1).
+int PrintError(std::ostream& err, const absl::Status& status);
 
 }  // namespace berth::cri::client
