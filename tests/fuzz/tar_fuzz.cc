@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -27,11 +28,15 @@ void RemoveTree(const std::string& path) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string base = [] {
-    char tmpl[] = "/tmp/berth-tar-fuzz.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) __builtin_trap();
-    return std::string(tmpl);
+  // One scratch dir per process, removed at exit (it is empty between inputs).
+  static char base_path[] = "/tmp/berth-tar-fuzz.XXXXXX";
+  static const bool made = [] {
+    if (::mkdtemp(base_path) == nullptr) __builtin_trap();
+    std::atexit([] { (void)::rmdir(base_path); });
+    return true;
   }();
+  (void)made;
+  const std::string base = base_path;
   // base/layer is the extraction dir; base/outside must stay empty.
   const std::string layer = base + "/layer", outside = base + "/outside";
   RemoveTree(layer);
