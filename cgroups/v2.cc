@@ -280,6 +280,7 @@ class V2Cgroup final : public Cgroup {
       if (errno == ENOENT) return out;
       return LastErrnoError(absl::StrCat("opendir ", dir));
     }
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* only this thread uses.
     while (struct dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
       if (e->d_type == DT_DIR && name != "." && name != "..") {

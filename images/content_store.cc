@@ -130,6 +130,7 @@ absl::Status RemoveIngestLocked(int dir_fd, const std::string& dir_path) {
   ::rewinddir(dir);
   std::vector<std::string> names;
   errno = 0;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* only this thread uses.
   while (struct dirent* e = ::readdir(dir)) {
     std::string name = e->d_name;
     if (name != "." && name != ".." && name != "lock") names.push_back(std::move(name));
@@ -320,6 +321,7 @@ absl::StatusOr<std::vector<BlobInfo>> ContentStore::List(size_t* skipped) const 
     DIR* dir = ::opendir(blobs.c_str());
     if (dir == nullptr) return LastErrnoError(absl::StrCat("opendir ", blobs));
     errno = 0;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* only this thread uses.
     while (struct dirent* e = ::readdir(dir)) {
       absl::string_view name = e->d_name;
       if (name != "." && name != ".." && name != "sha256" && name != "sha512") ++junk;
@@ -338,6 +340,7 @@ absl::StatusOr<std::vector<BlobInfo>> ContentStore::List(size_t* skipped) const 
       return LastErrnoError(absl::StrCat("opendir ", path));
     }
     errno = 0;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* only this thread uses.
     while (struct dirent* e = ::readdir(dir)) {
       absl::string_view name = e->d_name;
       if (name == "." || name == "..") {
@@ -454,6 +457,7 @@ absl::StatusOr<std::vector<Digest>> ContentStore::CleanIngests(absl::Duration ol
     DIR* dir = ::opendir(ingest.c_str());
     if (dir == nullptr) return LastErrnoError(absl::StrCat("opendir ", ingest));
     errno = 0;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* only this thread uses.
     while (struct dirent* e = ::readdir(dir)) {
       names.emplace_back(e->d_name);
       errno = 0;

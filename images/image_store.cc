@@ -278,6 +278,7 @@ absl::StatusOr<ImageRecord> ImageStore::Import(
   };
 
   std::vector<std::string> names;
+  names.reserve(refs.size());
   for (const Reference& r : refs) names.push_back(absl::StrCat(r.Name(), ":", r.tag));
   if (refs.empty()) {
     auto it = top_desc.annotations.find("org.opencontainers.image.ref.name");
@@ -299,6 +300,7 @@ absl::StatusOr<ImageRecord> ImageStore::Import(
     absl::StatusOr<PulledImage> pulled = puller_->PullFrom(source, *top, progress, &chain_ids);
     if (pulled.ok()) {
       std::vector<std::string> repo_digests;
+      repo_digests.reserve(refs.size());
       for (const Reference& r : refs) {
         repo_digests.push_back(absl::StrCat(r.Name(), "@", pulled->manifest_digest.ToString()));
       }

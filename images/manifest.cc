@@ -201,9 +201,10 @@ absl::Status GetStringMap(const Doc& doc, const json& obj, const char* key,
       (*out)[k] = "";
       continue;
     }
-    if (!v.is_string())
+    if (!v.is_string()) {
       return doc.WrongType(absl::StrCat(path, "[", QuoteForMessage(k, kMaxQuoted), "]"), v,
                            "a string");
+    }
     (*out)[k] = v.get<std::string>();
   }
   return absl::OkStatus();

@@ -182,7 +182,7 @@ absl::Status Puller::FetchAndUnpack(const ImageSource& source, const Descriptor&
     return absl::OkStatus();
   };
   // Finishes the extraction, checks the diff_id and renames the snapshot into place.
-  auto finish_unpack = [&](absl::Status unpack_status) -> absl::Status {
+  auto finish_unpack = [&](const absl::Status& unpack_status) -> absl::Status {
     RETURN_IF_ERROR(unpack_status);
     absl::StatusOr<UnpackResult> result = unpacker->Finish();
     if (!result.ok()) return result.status();
@@ -379,7 +379,7 @@ absl::StatusOr<PulledImage> Puller::PullFrom(
   // Layers, up to max_parallel_layers at once. The first failure cancels the others.
   const size_t n = manifest.layers.size();
   std::mutex progress_mu;
-  auto report = [&](PullProgress p) {
+  auto report = [&](const PullProgress& p) {
     if (!progress) return;
     std::lock_guard<std::mutex> l(progress_mu);
     progress(p);

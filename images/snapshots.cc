@@ -132,8 +132,8 @@ absl::Status SnapshotStore::Remove(const Digest& chain_id) const {
   for (int attempt = 0;; ++attempt) {
     // A unique name in tmp/: the snapshot disappears from its place atomically.
     char buf[64];
-    std::snprintf(buf, sizeof(buf), "rm-%d-%lx-%d", static_cast<int>(::getpid()),
-                  static_cast<unsigned long>(::gettid()), attempt);
+    (void)std::snprintf(buf, sizeof(buf), "rm-%d-%lx-%d", static_cast<int>(::getpid()),
+                        static_cast<unsigned long>(::gettid()), attempt);
     name = buf;
     if (::renameat2(alg.get(), chain_id.hex().c_str(), tmp.get(), name.c_str(), RENAME_NOREPLACE) ==
         0) {
@@ -217,6 +217,7 @@ absl::StatusOr<SnapshotUsage> SnapshotStore::Usage() const {
     if (d == nullptr) return LastErrnoError("fdopendir");
     dir.release();
     absl::Status status;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir on a DIR* only this thread uses.
     while (struct dirent* de = ::readdir(d)) {
       absl::string_view n = de->d_name;
       if (n == "." || n == "..") continue;

@@ -196,8 +196,8 @@ absl::StatusOr<ResolvConf> RenderResolvConf(const DnsConfig& dns,
     --keep;
     line -= searches[keep].size() + (keep == 0 ? 0 : 1);
   }
-  out.dropped_searches.insert(out.dropped_searches.begin(), searches.begin() + keep,
-                              searches.end());
+  out.dropped_searches.insert(out.dropped_searches.begin(),
+                              searches.begin() + static_cast<std::ptrdiff_t>(keep), searches.end());
   searches.resize(keep);
 
   if (!searches.empty()) absl::StrAppend(&out.text, "search ", absl::StrJoin(searches, " "), "\n");

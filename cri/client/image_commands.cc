@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/status.h"
 #include "base/unique_fd.h"
 #include "cri/client/commands.h"
 #include "cri/client/connection.h"
@@ -240,7 +241,7 @@ bool SendFile(const std::string& path, const std::function<bool(const char*, siz
               std::string* error) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
-    *error = absl::StrCat("open ", path, ": ", std::strerror(errno));
+    *error = absl::StrCat("open ", path, ": ", berth::ErrnoString(errno));
     return false;
   }
   std::unique_ptr<char[]> buf(new char[kChunk]);
@@ -248,7 +249,7 @@ bool SendFile(const std::string& path, const std::function<bool(const char*, siz
     ssize_t n = ::read(fd.get(), buf.get(), kChunk);
     if (n < 0) {
       if (errno == EINTR) continue;
-      *error = absl::StrCat("read ", path, ": ", std::strerror(errno));
+      *error = absl::StrCat("read ", path, ": ", berth::ErrnoString(errno));
       return false;
     }
     if (n == 0) return true;
@@ -279,7 +280,7 @@ bool SendLayoutDir(const std::string& dir, ChunkSender* sender, std::string* err
   for (const fs::path& f : files) {
     struct stat st;
     if (::stat(f.c_str(), &st) != 0) {
-      *error = absl::StrCat("stat ", f.string(), ": ", std::strerror(errno));
+      *error = absl::StrCat("stat ", f.string(), ": ", berth::ErrnoString(errno));
       return false;
     }
     std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(),
@@ -322,7 +323,7 @@ std::string HumanSize(uint64_t bytes) {
     ++i;
   }
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*g%s", 3, size, kUnits[i]);
+  (void)std::snprintf(buf, sizeof buf, "%.*g%s", 3, size, kUnits[i]);
   return buf;
 }
 
@@ -527,7 +528,7 @@ int CmdImportImage(const GlobalOptions& opts, const ImportFlags& flags, std::ost
   struct stat st;
   if (::stat(flags.path.c_str(), &st) != 0) {
     return PrintError(err, absl::NotFoundError(absl::StrCat(
-                               flags.path, ": ", std::strerror(errno),
+                               flags.path, ": ", berth::ErrnoString(errno),
                                " (want an OCI image layout directory or an OCI archive)")));
   }
   const bool is_dir = S_ISDIR(st.st_mode);
