@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "cgroups/resources.h"
 
 namespace berth::cgroups {
 
@@ -54,6 +55,18 @@ absl::StatusOr<std::map<std::string, uint64_t>> ReadKeyValues(const std::string&
     if (kv.size() == 2 && absl::SimpleAtoi(kv[1], &v)) out[std::string(kv[0])] = v;
   }
   return out;
+}
+
+absl::Status WriteCpuset(const std::string& dir, const std::string& cpus, const std::string& mems) {
+  if (!cpus.empty()) {
+    RETURN_IF_ERROR(ValidateCpuList(cpus, "cpuset.cpus"));
+    RETURN_IF_ERROR(WriteControl(dir, "cpuset.cpus", cpus));
+  }
+  if (!mems.empty()) {
+    RETURN_IF_ERROR(ValidateCpuList(mems, "cpuset.mems"));
+    RETURN_IF_ERROR(WriteControl(dir, "cpuset.mems", mems));
+  }
+  return absl::OkStatus();
 }
 
 bool ControlExists(const std::string& dir, absl::string_view file) {

@@ -18,4 +18,8 @@ absl::StatusOr<std::map<std::string, uint64_t>> ReadKeyValues(const std::string&
                                                               absl::string_view file);
 bool ControlExists(const std::string& dir, absl::string_view file);
 
+// cpuset.cpus and cpuset.mems (each validated, each only when non-empty): the same files on v1
+// and v2.
+absl::Status WriteCpuset(const std::string& dir, const std::string& cpus, const std::string& mems);
+
 }  // namespace berth::cgroups

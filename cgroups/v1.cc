@@ -252,14 +252,7 @@ class V1Cgroup final : public Cgroup {
     }
     if (!c.cpus.empty() || !c.mems.empty()) {
       ASSIGN_OR_RETURN(std::string dir, Dir("cpuset"));
-      if (!c.cpus.empty()) {
-        RETURN_IF_ERROR(ValidateCpuList(c.cpus, "cpuset.cpus"));
-        RETURN_IF_ERROR(WriteControl(dir, "cpuset.cpus", c.cpus));
-      }
-      if (!c.mems.empty()) {
-        RETURN_IF_ERROR(ValidateCpuList(c.mems, "cpuset.mems"));
-        RETURN_IF_ERROR(WriteControl(dir, "cpuset.mems", c.mems));
-      }
+      RETURN_IF_ERROR(WriteCpuset(dir, c.cpus, c.mems));
     }
     return absl::OkStatus();
   }

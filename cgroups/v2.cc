@@ -336,18 +336,11 @@ class V2Cgroup final : public Cgroup {
     if (c.shares && *c.shares != 0) {
       RETURN_IF_ERROR(WriteControl(dir_, "cpu.weight", absl::StrCat(SharesToWeight(*c.shares))));
     }
-    if (c.quota || c.period)
+    if (c.quota || c.period) {
       RETURN_IF_ERROR(WriteControl(dir_, "cpu.max", CpuMax(c.quota, c.period)));
+    }
     if (c.idle) RETURN_IF_ERROR(WriteControl(dir_, "cpu.idle", absl::StrCat(*c.idle)));
-    if (!c.cpus.empty()) {
-      RETURN_IF_ERROR(ValidateCpuList(c.cpus, "cpuset.cpus"));
-      RETURN_IF_ERROR(WriteControl(dir_, "cpuset.cpus", c.cpus));
-    }
-    if (!c.mems.empty()) {
-      RETURN_IF_ERROR(ValidateCpuList(c.mems, "cpuset.mems"));
-      RETURN_IF_ERROR(WriteControl(dir_, "cpuset.mems", c.mems));
-    }
-    return absl::OkStatus();
+    return WriteCpuset(dir_, c.cpus, c.mems);
   }
 
   // swappiness and disable_oom_killer have no v2 file: ignored, as runc does.

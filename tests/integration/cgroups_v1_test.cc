@@ -18,51 +18,12 @@
 #include "cgroups/cgroup.h"
 #include "cgroups/fs.h"
 #include "gtest/gtest.h"
+#include "tests/integration/forked_child.h"
 
 namespace berth::cgroups {
 namespace {
 
-// A child that waits for a byte on a pipe, then runs `body` and exits with its result.
-class Child {
- public:
-  template <typename F>
-  explicit Child(F body) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) std::abort();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::close(p[1]);
-      char c;
-      if (::read(p[0], &c, 1) != 1) ::_exit(100);
-      ::_exit(body());
-    }
-    ::close(p[0]);
-    go_ = p[1];
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (go_ >= 0) ::close(go_);
-  }
-  pid_t pid() const { return pid_; }
-  void Go() {
-    (void)!::write(go_, "x", 1);
-    ::close(go_);
-    go_ = -1;
-  }
-  int Wait() {  // raw wait status
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return st;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int go_ = -1;
-};
+using Child = berth::testing::ForkedChild;
 
 class CgroupV1Test : public ::testing::Test {
  protected:
