@@ -19,16 +19,18 @@ namespace berth::testing {
 class Berthd {
  public:
   // Writes a config with everything under `dir` and `extra` appended.
-  explicit Berthd(const TempDir& dir, const std::string& extra = "")
+  explicit Berthd(const TempDir& dir, const std::string& extra = "",
+                  const std::string& shutdown_timeout = "3s")
       : dir_(dir),
         socket_(dir / "run/berth.sock"),
         config_(dir / "berth.toml"),
         log_(dir / "berthd.out") {
     ::mkdir((dir / "net.d").c_str(), 0755);
-    WriteFileOrDie(config_, absl::StrCat("root = \"", dir / "root", "\"\n", "state = \"",
-                                         dir / "state", "\"\n", "shutdown_timeout = \"3s\"\n",
-                                         "[grpc]\naddress = \"unix://", socket_, "\"\n",
-                                         "[cni]\nconf_dir = \"", dir / "net.d", "\"\n", extra));
+    WriteFileOrDie(config_,
+                   absl::StrCat("root = \"", dir / "root", "\"\n", "state = \"", dir / "state",
+                                "\"\n", "shutdown_timeout = \"", shutdown_timeout, "\"\n",
+                                "[grpc]\naddress = \"unix://", socket_, "\"\n",
+                                "[cni]\nconf_dir = \"", dir / "net.d", "\"\n", extra));
   }
 
   // `log_file`: where berthd logs, when the config sends its log to a file.

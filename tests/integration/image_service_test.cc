@@ -1,5 +1,6 @@
 // The CRI ImageService of the real berthd, pulling from the fixture registry (127.0.0.1).
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <map>
 #include <string>
@@ -156,6 +157,39 @@ TEST_F(ImageServiceTest, KillDuringPullLeavesNothingCorruptAndThePullRepeats) {
   CommandResult snaps = RunCommand(
       {"/usr/bin/find", dir_ / "root/snapshots/sha256", "-mindepth", "1", "-maxdepth", "1"});
   EXPECT_EQ(std::count(snaps.out.begin(), snaps.out.end(), '\n'), 7) << snaps.out;
+}
+
+// SIGTERM while a pull is in flight: the pull finishes (within shutdown_timeout), then berthd
+// exits 0. With a shutdown_timeout shorter than the pull, the pull is cancelled instead and
+// berthd still exits promptly.
+TEST_F(ImageServiceTest, SigtermLetsInFlightCallsFinishWithinTheGrace) {
+  std::string id;
+  grpc::Status st;
+  std::thread puller([&] { st = Pull(Ref("large"), &id); });
+  absl::SleepFor(absl::Milliseconds(100));  // the pull is running
+  ASSERT_EQ(::kill(d_->child().pid(), SIGTERM), 0);
+  puller.join();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(id.rfind("sha256:", 0), 0u);
+  int status = d_->child().Wait(absl::Seconds(10));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  // Again with a 50 ms grace, on a cold store: the pull is cut off, berthd exits 0 quickly.
+  TempDir dir2;
+  Berthd short_grace(dir2, "", "50ms");
+  short_grace.Start();
+  stub_ = v1::ImageService::NewStub(short_grace.Channel());
+  std::thread puller2([&] { st = Pull(Ref("large"), &id); });
+  absl::SleepFor(absl::Milliseconds(100));
+  absl::Time sent = absl::Now();
+  ASSERT_EQ(::kill(short_grace.child().pid(), SIGTERM), 0);
+  puller2.join();
+  status = short_grace.child().Wait(absl::Seconds(10));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_FALSE(st.ok());  // cancelled, not completed
+  EXPECT_LT(absl::Now() - sent, absl::Seconds(5));
+  EXPECT_NE(short_grace.log().find("cancelling CRI calls still running"), std::string::npos)
+      << short_grace.log();
 }
 
 }  // namespace
