@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -65,6 +67,19 @@ absl::Status WriteCpuset(const std::string& dir, const std::string& cpus, const 
   if (!mems.empty()) {
     RETURN_IF_ERROR(ValidateCpuList(mems, "cpuset.mems"));
     RETURN_IF_ERROR(WriteControl(dir, "cpuset.mems", mems));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveCgroupDir(const std::string& dir, absl::Time deadline) {
+  absl::Duration backoff = absl::Microseconds(100);
+  while (::rmdir(dir.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    if (errno != EBUSY || absl::Now() >= deadline) {
+      return LastErrnoError(absl::StrCat("remove cgroup ", dir));
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(50));
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace berth::cgroups {
 
@@ -17,6 +18,10 @@ absl::StatusOr<uint64_t> ReadUint(const std::string& dir, absl::string_view file
 absl::StatusOr<std::map<std::string, uint64_t>> ReadKeyValues(const std::string& dir,
                                                               absl::string_view file);
 bool ControlExists(const std::string& dir, absl::string_view file);
+
+// rmdir of a cgroup directory, retried with backoff while the kernel says EBUSY (tasks still
+// exiting, or children) until `deadline`. Fine when it is already gone.
+absl::Status RemoveCgroupDir(const std::string& dir, absl::Time deadline);
 
 // cpuset.cpus and cpuset.mems (each validated, each only when non-empty): the same files on v1
 // and v2.

@@ -208,15 +208,7 @@ class V1Cgroup final : public Cgroup {
     std::set<std::string> done;
     for (const auto& [ctrl, dir] : dirs_) {
       if (!done.insert(dir).second) continue;
-      absl::Duration backoff = absl::Microseconds(100);
-      while (::rmdir(dir.c_str()) != 0) {
-        if (errno == ENOENT) break;
-        if (errno != EBUSY || absl::Now() >= deadline) {
-          return LastErrnoError(absl::StrCat("remove cgroup ", dir));
-        }
-        absl::SleepFor(backoff);
-        backoff = std::min(backoff * 2, absl::Milliseconds(50));
-      }
+      RETURN_IF_ERROR(RemoveCgroupDir(dir, deadline));
     }
     return absl::OkStatus();
   }

@@ -230,18 +230,8 @@ class V2Cgroup final : public Cgroup {
   }
 
   absl::Status Remove(absl::Duration timeout) override {
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::Duration backoff = absl::Microseconds(100);
-    while (::rmdir(dir_.c_str()) != 0) {
-      if (errno == ENOENT) return absl::OkStatus();
-      if (errno != EBUSY || absl::Now() >= deadline) {
-        return LastErrnoError(absl::StrCat("remove cgroup ", dir_));
-      }
-      // EBUSY: still populated (exiting tasks) or has children.
-      absl::SleepFor(backoff);
-      backoff = std::min(backoff * 2, absl::Milliseconds(50));
-    }
-    return absl::OkStatus();
+    // EBUSY while still populated (exiting tasks) or with children: retried until the timeout.
+    return RemoveCgroupDir(dir_, absl::Now() + timeout);
   }
 
  private:

@@ -66,6 +66,9 @@ bool WaitForSocket(const std::string& path, absl::Duration timeout);
 
 std::string ReadFileOrEmpty(const std::string& path);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick).
+int FreeLoopbackPort();
+
 // KEY=VALUE lines (the fixtures' registry.env, digests.env); other lines are ignored.
 std::map<std::string, std::string> ReadEnvFile(const std::string& path);
 void WriteFileOrDie(const std::string& path, const std::string& text);

@@ -42,18 +42,6 @@ using berth::testing::RunCommand;
 using berth::testing::TempDir;
 using berth::testing::WriteFileOrDie;
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string Sh(const std::string& cmd) {
   CommandResult r = RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(120));
   EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
@@ -70,7 +58,7 @@ Reference Ref(const std::string& text) {
 class ExtraRegistry {
  public:
   explicit ExtraRegistry(const std::string& storage) {
-    port_ = FreePort();
+    port_ = berth::testing::FreeLoopbackPort();
     WriteFileOrDie(
         dir_ / "config.yml",
         absl::StrCat("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"

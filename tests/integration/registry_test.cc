@@ -44,18 +44,6 @@ using berth::testing::WriteFileOrDie;
 constexpr char kHtpasswd[] =
     "berth-user:$2b$05$JOY8IJclQhj0mPFAhvkM0OkTbktTOLPo2ceF2siaLfO8OWa2J7wK2\n";
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string HttpCode(const std::string& url, const std::vector<std::string>& curl_args = {}) {
   std::vector<std::string> argv = {
       "/usr/bin/curl", "--noproxy",  "*", "-s", "-o", "/dev/null", "-w",
@@ -83,7 +71,7 @@ struct RegistryTls {
 class ExtraRegistry {
  public:
   ExtraRegistry(const std::string& storage, bool htpasswd, const RegistryTls* tls = nullptr) {
-    port_ = FreePort();
+    port_ = berth::testing::FreeLoopbackPort();
     std::string auth;
     if (htpasswd) {
       WriteFileOrDie(dir_ / "htpasswd", kHtpasswd);
@@ -385,8 +373,9 @@ TEST_F(RegistryTest, EmptyMirrorFallsBackToTheHost) {
   ExtraRegistry mirror("", false);
   ASSERT_TRUE(mirror.ready()) << mirror.log();
   // A mirror nobody listens on, then the empty one, then the host.
-  options_.hosts[host_].mirrors = {absl::StrCat("http://127.0.0.1:", FreePort()),
-                                   "http://" + mirror.host()};
+  options_.hosts[host_].mirrors = {
+      absl::StrCat("http://127.0.0.1:", berth::testing::FreeLoopbackPort()),
+      "http://" + mirror.host()};
   RegistryClient client(options_);
   absl::Time start = absl::Now();
   auto m = client.FetchManifest(Ref(host_ + "/berth-test/busybox:latest"), {});
@@ -416,7 +405,7 @@ TEST_F(RegistryTest, EmptyMirrorFallsBackToTheHost) {
 TEST_F(RegistryTest, MirrorServesWhenTheHostIsDown) {
   ExtraRegistry mirror(BERTH_REGISTRY_STORAGE, false);
   ASSERT_TRUE(mirror.ready()) << mirror.log();
-  std::string down = absl::StrCat("127.0.0.1:", FreePort());
+  std::string down = absl::StrCat("127.0.0.1:", berth::testing::FreeLoopbackPort());
   options_.hosts[down] = RegistryHost{down, {"http://" + mirror.host()}, true};
   options_.max_attempts = 2;
   RegistryClient client(options_);
@@ -427,7 +416,7 @@ TEST_F(RegistryTest, MirrorServesWhenTheHostIsDown) {
 }
 
 TEST_F(RegistryTest, HostDownIsUnavailable) {
-  std::string down = absl::StrCat("127.0.0.1:", FreePort());
+  std::string down = absl::StrCat("127.0.0.1:", berth::testing::FreeLoopbackPort());
   options_.max_attempts = 2;
   RegistryClient client(options_);
   auto m = client.FetchManifest(Ref(down + "/berth-test/busybox:latest"), {});
