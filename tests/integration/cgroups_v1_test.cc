@@ -184,12 +184,18 @@ TEST_F(CgroupV1Test, DeviceDenyWorks) {
 TEST_F(CgroupV1Test, FreezeThawKillAndStats) {
   auto cg = Make(Resources{});
   ASSERT_TRUE(cg);
-  Child child([] {
+  // Memory is charged to the cgroup a page is first touched in: the child touches 1 MiB after
+  // it was moved, and says so before the stats are read.
+  Child child([](int ready) {
+    static char buf[1 << 20];
+    std::memset(buf, 1, sizeof buf);
+    (void)!::write(ready, "r", 1);
     for (;;) ::pause();
     return 0;
   });
   ASSERT_TRUE(cg->AddProcess(child.pid()).ok());
   child.Go();
+  ASSERT_TRUE(child.WaitReady());
   ASSERT_TRUE(cg->Freeze().ok());
   std::string state =
       *ReadControl(absl::StrCat("/sys/fs/cgroup/freezer/", parent_, "/c"), "freezer.state");

@@ -316,12 +316,18 @@ TEST_F(CgroupV2Test, DeviceFilterIsEnforcedAndReplaced) {
 TEST_F(CgroupV2Test, FreezeThawKillAndStats) {
   auto cg = Make(Resources{});
   ASSERT_TRUE(cg);
-  Child child([] {
+  // Memory is charged to the cgroup a page is first touched in: the child touches 1 MiB after
+  // it was moved, and says so before the stats are read.
+  Child child([](int ready) {
+    static char buf[1 << 20];
+    std::memset(buf, 1, sizeof buf);
+    (void)!::write(ready, "r", 1);
     for (;;) ::pause();
     return 0;
   });
   ASSERT_TRUE(cg->AddProcess(child.pid()).ok());
   child.Go();
+  ASSERT_TRUE(child.WaitReady());
   ASSERT_TRUE(cg->Freeze().ok());
   EXPECT_TRUE(absl::StrContains(Read("cgroup.events"), "frozen 1")) << Read("cgroup.events");
   ASSERT_TRUE(cg->Thaw().ok());
