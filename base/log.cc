@@ -1,6 +1,5 @@
 #include "base/log.h"
 
-#include <grpc/support/log.h>
 
 #include <atomic>
 #include <cstdio>
@@ -84,14 +83,6 @@ std::shared_ptr<spdlog::logger> Logger() {
     g_logger->set_level(spdlog::level::info);
   }
   return g_logger;
-}
-
-void GrpcLogFunction(gpr_log_func_args* args) {
-  spdlog::level::level_enum level = spdlog::level::debug;
-  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = spdlog::level::err;
-  if (args->severity == GPR_LOG_SEVERITY_INFO) level = spdlog::level::info;
-  Log(level, args->message,
-      {{"component", "grpc"}, {"source", absl::StrCat(args->file, ":", args->line)}});
 }
 
 }  // namespace
@@ -178,10 +169,6 @@ absl::Status Init(const Options& options) {
     g_file_sink = std::move(file_sink);
     g_format.store(options.format);
   }
-  gpr_set_log_function(GrpcLogFunction);
-  // gRPC's own debug output is internal chatter: only shown at trace level.
-  gpr_set_log_verbosity(options.level <= spdlog::level::trace ? GPR_LOG_SEVERITY_DEBUG
-                                                              : GPR_LOG_SEVERITY_ERROR);
   return absl::OkStatus();
 }
 

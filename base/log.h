@@ -26,7 +26,7 @@ struct Options {
 absl::StatusOr<spdlog::level::level_enum> ParseLevel(absl::string_view name);
 absl::StatusOr<Format> ParseFormat(absl::string_view name);
 
-// Sets up the process-wide logger (and routes gRPC's own log lines through it).
+// Sets up the process-wide logger.
 absl::Status Init(const Options& options);
 
 // Reopens the log file (after rotation; berthd calls it on SIGHUP). No-op for stderr.

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,15 @@
 namespace berth::cri {
 
 namespace {
+
+// gRPC's own log lines go through berth's logger.
+void GrpcLogFunction(gpr_log_func_args* args) {
+  spdlog::level::level_enum level = spdlog::level::debug;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = spdlog::level::err;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = spdlog::level::info;
+  log::Log(level, args->message,
+           {{"component", "grpc"}, {"source", absl::StrCat(args->file, ":", args->line)}});
+}
 
 std::string Dirname(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -181,6 +191,10 @@ void Daemon::Wait() {
 }
 
 int RunDaemon(const Config& config) {
+  gpr_set_log_function(GrpcLogFunction);
+  // gRPC's own debug output is internal chatter: only shown at trace level.
+  gpr_set_log_verbosity(config.log.level <= spdlog::level::trace ? GPR_LOG_SEVERITY_DEBUG
+                                                                 : GPR_LOG_SEVERITY_ERROR);
   // Signals are taken synchronously by this thread; every thread started later (gRPC's)
   // inherits the mask.
   sigset_t set;
