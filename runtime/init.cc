@@ -300,11 +300,9 @@ absl::Status Init(const InitConfig& c) {
   }
   ASSIGN_OR_RETURN(std::string executable, LookPath(proc.args[0], proc.env));
 
-  if (!c.is_exec) {
-    // The runtime exits once it has the ready message: from here the init outlives it (and
-    // `delete` finds it through the state the runtime recorded).
-    if (::prctl(PR_SET_PDEATHSIG, 0) != 0) return LastErrnoError("clear PR_SET_PDEATHSIG");
-  }
+  // The runtime may exit once it has the ready message (create, exec --detach): from here the
+  // process outlives it (`delete` finds an init through the state the runtime recorded).
+  if (::prctl(PR_SET_PDEATHSIG, 0) != 0) return LastErrnoError("clear PR_SET_PDEATHSIG");
   RETURN_IF_ERROR(SendSync(c.sync_fd, SyncType::kReady));
   if (!c.is_exec) {
     // Opening the fifo for writing blocks until `start` opens it for reading.

@@ -1,7 +1,9 @@
-// berthctl speaks only CRI: the same binary must work unchanged against containerd's CRI.
+// berthctl speaks only CRI: the same binary must work unchanged against containerd's CRI; and
+// berth-oci must work as containerd's runc binary.
 // containerd (Debian's) runs here privately: its own root, state and socket.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -13,11 +15,12 @@
 namespace berth::testing {
 namespace {
 
-TEST(BerthctlAgainstContainerd, VersionAndInfo) {
+// Starts a private containerd in `dir` (its own root, state, socket and an empty CNI conf dir)
+// and returns its socket path, or "" after a test failure.
+std::string StartContainerd(const TempDir& dir, Child& containerd) {
   struct stat st;
-  ASSERT_EQ(::stat("/usr/bin/containerd", &st), 0)
+  EXPECT_EQ(::stat("/usr/bin/containerd", &st), 0)
       << "containerd is a test dependency (packaging/deps.sh installs it)";
-  TempDir dir;
   ::mkdir((dir / "net.d").c_str(), 0755);
   std::string sock = dir / "containerd.sock";
   WriteFileOrDie(
@@ -30,10 +33,20 @@ TEST(BerthctlAgainstContainerd, VersionAndInfo) {
                    "  tolerate_missing_hugetlb_controller = true\n",
                    "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n",
                    "    bin_dir = \"/usr/lib/cni\"\n    conf_dir = \"", dir / "net.d", "\"\n"));
-  Child containerd;
   containerd.Start({"/usr/bin/containerd", "--config", dir / "config.toml"},
                    dir / "containerd.log");
-  ASSERT_TRUE(WaitForSocket(sock, absl::Seconds(30))) << ReadFileOrEmpty(dir / "containerd.log");
+  if (!WaitForSocket(sock, absl::Seconds(30))) {
+    ADD_FAILURE() << ReadFileOrEmpty(dir / "containerd.log");
+    return "";
+  }
+  return sock;
+}
+
+TEST(BerthctlAgainstContainerd, VersionAndInfo) {
+  TempDir dir;
+  Child containerd;
+  std::string sock = StartContainerd(dir, containerd);
+  ASSERT_FALSE(sock.empty());
 
   // The CRI plugin may answer a moment after the socket appears.
   CommandResult r;
@@ -56,6 +69,59 @@ TEST(BerthctlAgainstContainerd, VersionAndInfo) {
   EXPECT_TRUE(info.contains("config")) << r.out;                // containerd's verbose info, parsed
 
   EXPECT_EQ(containerd.Stop(SIGTERM, absl::Seconds(20)) != -1, true);
+}
+
+// berth-oci is runc-compatible enough to be containerd's runc binary: the runc v2 shim drives
+// create (with --pid-file, --log, --log-format json), start, exec --process --detach, kill and
+// delete through it.
+TEST(ContainerdWithBerthOci, CtrRunsContainersThroughIt) {
+  RunCommand({"/bin/sh", "-c",
+              absl::StrCat(BERTH_SOURCE_DIR, "/tests/fixtures/build-images.sh ",
+                           BERTH_FIXTURE_IMAGES, " >/dev/null 2>&1")});
+  TempDir dir;
+  Child containerd;
+  std::string sock = StartContainerd(dir, containerd);
+  ASSERT_FALSE(sock.empty());
+  CommandResult r = RunCommand({"/bin/tar", "-C", std::string(BERTH_FIXTURE_IMAGES) + "/busybox",
+                                "-cf", dir / "busybox.tar", "."});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "images", "import", "--index-name",
+                  "berth.test/busybox:latest", dir / "busybox.tar"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string id = absl::StrCat("berth-oci-ctr-", ::getpid());
+
+  // Foreground: output and exit code come back through the shim.
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "run", "--runc-binary", BERTH_OCI_PATH, "--rm",
+                  "berth.test/busybox:latest", id, "sh", "-c",
+                  "echo hello from $(cat /proc/1/cmdline); exit 7"});
+  EXPECT_EQ(r.exit_code, 7) << r.out << r.err << ReadFileOrEmpty(dir / "containerd.log");
+  EXPECT_EQ(r.out, "hello from sh-cecho hello from $(cat /proc/1/cmdline); exit 7\n");
+
+  // Detached, then exec, kill and delete.
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "run", "--runc-binary", BERTH_OCI_PATH, "-d",
+                  "berth.test/busybox:latest", id, "sleep", "100"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << ReadFileOrEmpty(dir / "containerd.log");
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "exec", "--exec-id", "e1", id, "sh", "-c",
+                  "cat /proc/1/cmdline; echo; exit 4"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_EQ(r.out, std::string("sleep\0" "100\0" "\n", 11));
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "kill", "-s", "SIGKILL", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (int i = 0; i < 100; ++i) {
+    r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "ls"});
+    if (r.out.find("STOPPED") != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "delete", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "containers", "delete", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // Nothing of the container is left in berth-oci's state or the cgroup tree.
+  struct stat st;
+  EXPECT_NE(::stat(("/run/containerd/runc/default/" + id).c_str(), &st), 0);
+  EXPECT_NE(::stat(("/sys/fs/cgroup/memory/default/" + id).c_str(), &st), 0);
+  EXPECT_NE(containerd.Stop(SIGTERM, absl::Seconds(20)), -1);
+  ::rmdir("/sys/fs/cgroup/memory/default");  // containerd's namespace parent, if now empty
 }
 
 }  // namespace
