@@ -224,6 +224,27 @@ absl::StatusOr<NamespacePlan> PlanNamespaces(const Spec& spec) {
   return plan;
 }
 
+// berth-oci applies no LSM profile or label. A spec that asks for one is refused rather than
+// run unconfined: silently dropping a confinement the user asked for would be worse.
+absl::Status CheckSecurityLabels(const Spec& spec, const Process& process) {
+  struct stat st {};
+  if (!process.apparmor_profile.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: process.apparmorProfile \"", process.apparmor_profile, "\": ",
+                     ::stat("/sys/kernel/security/apparmor", &st) == 0
+                         ? "AppArmor profiles are not supported by berth-oci yet"
+                         : "this host has no AppArmor"));
+  }
+  if (!process.selinux_label.empty() || !spec.linux.mount_label.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: process.selinuxLabel/linux.mountLabel: ",
+                     ::stat("/sys/fs/selinux/enforce", &st) == 0
+                         ? "SELinux labels are not supported by berth-oci yet"
+                         : "this host has no SELinux"));
+  }
+  return absl::OkStatus();
+}
+
 // Restores the runtime's own pid namespace for its children (after joining one for a clone).
 class PidNamespaceRestore {
  public:
@@ -251,6 +272,12 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   ASSIGN_OR_RETURN(Spec spec, ParseSpec(config_text));
   if (!spec.process) {
     return absl::InvalidArgumentError("config.json: process is required to create a container");
+  }
+  RETURN_IF_ERROR(CheckSecurityLabels(spec, *spec.process));
+  if (spec.process->terminal && options.console_socket.empty()) {
+    return absl::InvalidArgumentError(
+        "config.json: process.terminal needs --console-socket (berth-oci does not proxy a "
+        "terminal itself; set \"terminal\": false to use the caller's stdio)");
   }
   std::string rootfs_path =
       spec.root.path[0] == '/' ? spec.root.path : absl::StrCat(bundle, "/", spec.root.path);
@@ -556,6 +583,10 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   }
   ASSIGN_OR_RETURN(std::string config_text, ReadFile(dir.config_path(), kMaxConfigSize));
   ASSIGN_OR_RETURN(Spec spec, ParseSpec(config_text));
+  RETURN_IF_ERROR(CheckSecurityLabels(Spec{}, process));
+  if (process.terminal && options.console_socket.empty()) {
+    return absl::InvalidArgumentError("exec --tty needs --console-socket");
+  }
   std::optional<SeccompProgram> seccomp;
   if (spec.linux.seccomp) {
     ASSIGN_OR_RETURN(seccomp, PrepareSeccomp(*spec.linux.seccomp));
