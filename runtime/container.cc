@@ -266,6 +266,16 @@ void Runtime::Warn(absl::string_view message) const {
   if (warn_) warn_(message);
 }
 
+void Runtime::RunHooksWarning(const std::vector<Hook>& hooks, const std::string& state,
+                              absl::string_view kind) const {
+  // The spec: a failing poststart or poststop hook is a warning, and the remaining hooks and
+  // the lifecycle go on.
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    absl::Status st = RunHook(hooks[i], state);
+    if (!st.ok()) Warn(absl::StrCat(kind, " hook #", i, ": ", st.message()));
+  }
+}
+
 absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions& options) {
   ASSIGN_OR_RETURN(std::string bundle, RealPath(options.bundle.empty() ? "." : options.bundle));
   ASSIGN_OR_RETURN(std::string config_text, ReadFile(bundle + "/config.json", kMaxConfigSize));
@@ -315,7 +325,8 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   state.annotations = spec.annotations;
   RETURN_IF_ERROR(dir.Save(state));  // names the cgroup before it exists
   RETURN_IF_ERROR(WriteFileAtomic(dir.config_path(), config_text, 0600, /*sync=*/false));
-  if (::mkfifo(dir.fifo_path().c_str(), 0622) != 0) {
+  // 0622 whatever the umask: the init opens it after it became the container's user.
+  if (::mkfifo(dir.fifo_path().c_str(), 0622) != 0 || ::chmod(dir.fifo_path().c_str(), 0622) != 0) {
     return LastErrnoError(absl::StrCat("mkfifo ", dir.fifo_path()));
   }
   UniqueFd dir_fd(::open(dir.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -371,7 +382,9 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   ASSIGN_OR_RETURN(state.start_time, ProcessStartTime(child));
   RETURN_IF_ERROR(dir.Save(state));
   std::string hook_state = HookStateJson(state, Status::kCreating);
-  RETURN_IF_ERROR(SendSync(parent_end.get(), SyncType::kGo, hook_state));
+  RETURN_IF_ERROR(SendSync(
+      parent_end.get(), SyncType::kGo,
+      absl::StrCat(hook_state, std::string(1, '\0'), HookStateJson(state, Status::kCreated))));
   RETURN_IF_ERROR(Supervise(parent_end.get(), child, spec, hook_state, warn_));
   if (!options.pid_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(options.pid_file, absl::StrCat(child), 0644, false));
@@ -392,32 +405,45 @@ absl::Status Runtime::Start(const std::string& id) {
   ASSIGN_OR_RETURN(UniqueFd init, OpenInit(state));
   UniqueFd fifo(::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (!fifo) return LastErrnoError(absl::StrCat("open ", dir.fifo_path()));
+  // The init writes "0" once it has the fifo open, keeps it open through the startContainer
+  // hooks and closes it by exec'ing: so read to EOF. Anything after the "0" is its error. The
+  // pidfd tells of an init that died before it ever opened the fifo.
+  std::string got;
+  bool opened = false;
   for (;;) {
     struct pollfd p[2] = {{.fd = fifo.get(), .events = POLLIN, .revents = 0},
                           {.fd = init.get(), .events = POLLIN, .revents = 0}};
-    int r = ::poll(p, 2, -1);
+    int r = ::poll(p, opened ? 1 : 2, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return LastErrnoError("poll the exec fifo");
-    if (p[0].revents & POLLIN) {
-      char c;
-      ssize_t n = ::read(fifo.get(), &c, 1);
-      if (n == 1) break;
+    if (p[0].revents & (POLLIN | POLLHUP)) {
+      char buf[4096];
+      ssize_t n = ::read(fifo.get(), buf, sizeof buf);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n < 0) return LastErrnoError("read the exec fifo");
+      if (n == 0 && opened) break;  // EOF after the writer was there: the exec happened
+      if (n > 0) {
+        got.append(buf, static_cast<size_t>(n));
+        opened = true;
+        continue;
+      }
     }
-    if (p[1].revents & POLLIN) {
+    if (!opened && (p[1].revents & POLLIN)) {
       return absl::FailedPreconditionError("the container's init exited before it was started");
     }
   }
   if (::unlink(dir.fifo_path().c_str()) != 0 && errno != ENOENT) {
     return LastErrnoError(absl::StrCat("remove ", dir.fifo_path()));
   }
+  if (got.size() > 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the container's process did not start: ", got.substr(1)));
+  }
   absl::StatusOr<std::string> config = ReadFile(dir.config_path(), kMaxConfigSize);
   if (config.ok()) {
     absl::StatusOr<Spec> spec = ParseSpec(*config);
-    if (spec.ok() && !spec->hooks.poststart.empty()) {
-      absl::Status hooks =
-          RunHooks(spec->hooks.poststart, HookStateJson(state, Status::kRunning), "poststart");
-      if (!hooks.ok()) Warn(hooks.message());
+    if (spec.ok()) {
+      RunHooksWarning(spec->hooks.poststart, HookStateJson(state, Status::kRunning), "poststart");
     }
   }
   return absl::OkStatus();
@@ -518,10 +544,8 @@ absl::Status Runtime::Delete(const std::string& id, bool force) {
     absl::StatusOr<std::string> config = ReadFile(dir.config_path(), kMaxConfigSize);
     if (config.ok()) {
       absl::StatusOr<Spec> spec = ParseSpec(*config);
-      if (spec.ok() && !spec->hooks.poststop.empty()) {
-        absl::Status hooks =
-            RunHooks(spec->hooks.poststop, HookStateJson(state, Status::kStopped), "poststop");
-        if (!hooks.ok()) Warn(hooks.message());
+      if (spec.ok()) {
+        RunHooksWarning(spec->hooks.poststop, HookStateJson(state, Status::kStopped), "poststop");
       }
     }
   }
@@ -576,7 +600,7 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
                                   const ExecOptions& options) {
   ASSIGN_OR_RETURN(StateDir dir, StateDir::Open(root_, id));
   ASSIGN_OR_RETURN(ContainerState state, dir.Load());
-  Status status = CurrentStatus(state, Exists(dir.fifo_path()), false);
+  Status status = CurrentStatus(state, Exists(dir.fifo_path()), Exists(dir.path() + "/paused"));
   if (status != Status::kRunning && status != Status::kCreated) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot exec in a container that is ", StatusName(status)));

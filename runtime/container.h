@@ -69,6 +69,8 @@ class Runtime {
 
  private:
   void Warn(absl::string_view message) const;
+  void RunHooksWarning(const std::vector<Hook>& hooks, const std::string& state,
+                       absl::string_view kind) const;
   std::string root_;
   WarningSink warn_;
 };

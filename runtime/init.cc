@@ -68,6 +68,9 @@ absl::StatusOr<SyncMessage> ReceiveSync(int fd) {
 
 namespace {
 
+// The exec fifo once `start` opened it: errors after that point go there.
+int g_fifo_fd = -1;
+
 absl::Status Expect(int fd, SyncType type) {
   ASSIGN_OR_RETURN(SyncMessage m, ReceiveSync(fd));
   if (m.type != type) return absl::InternalError("unexpected message on the sync socket");
@@ -221,7 +224,10 @@ absl::Status Init(const InitConfig& c) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return LastErrnoError("PR_SET_PDEATHSIG");
   ASSIGN_OR_RETURN(SyncMessage go, ReceiveSync(c.sync_fd));
   if (go.type != SyncType::kGo) return absl::InternalError("expected go on the sync socket");
-  const std::string& hook_state = go.text;
+  // The state for createContainer hooks ("creating"), then NUL and the one for startContainer
+  // hooks ("created").
+  const std::string hook_state = go.text.substr(0, go.text.find('\0'));
+  const std::string& all_states = go.text;
   // While this process is still the runtime's binary, nothing in the container may open its
   // /proc/PID/exe or ptrace it (exec joins a pid namespace with live container processes).
   if (::prctl(PR_SET_DUMPABLE, 0) != 0) return LastErrnoError("PR_SET_DUMPABLE");
@@ -304,13 +310,18 @@ absl::Status Init(const InitConfig& c) {
   // process outlives it (`delete` finds an init through the state the runtime recorded).
   if (::prctl(PR_SET_PDEATHSIG, 0) != 0) return LastErrnoError("clear PR_SET_PDEATHSIG");
   RETURN_IF_ERROR(SendSync(c.sync_fd, SyncType::kReady));
+  UniqueFd fifo;
   if (!c.is_exec) {
-    // Opening the fifo for writing blocks until `start` opens it for reading.
-    UniqueFd fifo(::openat(c.state_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC));
+    // Opening the fifo for writing blocks until `start` opens it for reading. It then stays
+    // open (close-on-exec): `start` reads until EOF, i.e. until the exec, so that poststart
+    // hooks run after the process started, and an error written here reaches `start`.
+    fifo.reset(::openat(c.state_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC));
     if (!fifo) return LastErrnoError("open the exec fifo");
     if (::write(fifo.get(), "0", 1) != 1) return LastErrnoError("write the exec fifo");
-    fifo.reset();
-    RETURN_IF_ERROR(RunHooks(spec.hooks.start_container, hook_state, "startContainer"));
+    g_fifo_fd = fifo.get();
+    size_t nul = all_states.find('\0');
+    std::string created_state = nul == std::string::npos ? hook_state : all_states.substr(nul + 1);
+    RETURN_IF_ERROR(RunHooks(spec.hooks.start_container, created_state, "startContainer"));
   }
   if (proc.no_new_privileges) RETURN_IF_ERROR(SetNoNewPrivileges());
   if (c.seccomp && proc.no_new_privileges) RETURN_IF_ERROR(LoadSeccomp(*c.seccomp));
@@ -339,8 +350,12 @@ absl::Status Init(const InitConfig& c) {
 
 int RunInit(const InitConfig& config) {
   absl::Status st = Init(config);
-  // After kReady the runtime of a create is gone: then the error goes to stderr, which is the
-  // container's.
+  // After kReady the runtime of a create is gone: then the error goes to `start` through the
+  // fifo if it is open, and to stderr, which is the container's.
+  if (g_fifo_fd >= 0) {
+    std::string text(st.message());
+    (void)!::write(g_fifo_fd, text.data(), text.size());
+  }
   if (!SendSync(config.sync_fd, SyncType::kError, st.message(), static_cast<int32_t>(st.code()))
            .ok()) {
     std::string line = absl::StrCat("berth-oci init: ", st.message(), "\n");

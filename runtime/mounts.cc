@@ -99,6 +99,9 @@ absl::Status CgroupV1Mount(const MountContext& ctx, const Mount& m, const MountO
     } else if (absl::StartsWith(name, "name=")) {
       name = name.substr(5);
     }
+    // A hierarchy the container was not placed in (on a hybrid host the v1 driver uses the
+    // controllers, not name=systemd or the empty cgroup2 tree) would show the host's root.
+    if (f[2] == "/") continue;
     std::string host_dir = absl::StrCat("/sys/fs/cgroup/", name);
     struct stat st {};
     if (::stat(host_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
