@@ -8,7 +8,8 @@
 # crun refuses hybrid cgroup hosts, so the comparison runs for all three runtimes in a private
 # mount namespace where a tmpfs hides /sys/fs/cgroup/unified: the host's mounts are untouched.
 # Expects a Release build: cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release &&
-# ninja -C build-release berth-oci  (BERTH_OCI=path overrides the binary).
+# ninja -C build-release berth-oci  (BERTH_OCI=path overrides the binary; RUNTIMES="berth-oci
+# crun" compares with crun alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-100}"

@@ -180,6 +180,11 @@ class V1Cgroup final : public Cgroup {
   absl::Status Kill(int signal) override {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     bool can_freeze = dirs_.count("freezer") > 0;
+    // An empty cgroup cannot fork: no freeze needed (the common case when a container is
+    // deleted after its init exited; freezing costs two writes and a wait).
+    if (absl::StatusOr<std::vector<pid_t>> pids = Processes(); pids.ok() && pids->empty()) {
+      return absl::OkStatus();
+    }
     for (;;) {
       // Frozen, nothing can fork between reading the list and signalling it.
       if (can_freeze) RETURN_IF_ERROR(Freeze());
