@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-100}"
 export BERTH_OCI="${BERTH_OCI:-$PWD/build-release/cmd/berth-oci}"
+packaging/deps.sh --bench >/dev/null  # runc, crun, GNU time, python3
 command -v runc >/dev/null || { echo "oci-bench: runc is not installed" >&2; exit 1; }
 command -v crun >/dev/null || echo "oci-bench: crun is not installed; comparing with runc only" >&2
 hide=""

@@ -4,6 +4,7 @@
 #
 #   packaging/deps.sh           build + test dependencies (default)
 #   packaging/deps.sh --build   only what building berth needs
+#   packaging/deps.sh --bench   all of it plus the benchmarks' peers and tools (crun, GNU time)
 #   packaging/deps.sh --print   print the package list and exit
 set -euo pipefail
 
@@ -21,12 +22,16 @@ test_pkgs=(
   runc containerd iproute2 iptables procps util-linux curl openssl attr tar gzip
 )
 
+# Only for the benchmarks under bench/ (peers and measuring tools), not for building or tests.
+bench_pkgs=(crun time python3)
+
 mode=${1:-all}
 case "$mode" in
   --build) pkgs=("${build_pkgs[@]}") ;;
   all|--all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  --bench) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   --print) printf '%s\n' "${build_pkgs[@]}" "${test_pkgs[@]}"; exit 0 ;;
-  *) echo "usage: $0 [--build|--all|--print]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--build|--all|--bench|--print]" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
