@@ -68,6 +68,12 @@ class Cgroup {
   virtual absl::Status AddProcess(pid_t pid) = 0;
   // An fd of the cgroup directory for clone3(CLONE_INTO_CGROUP): v2 only.
   virtual absl::StatusOr<UniqueFd> OpenDirectory() = 0;
+  // v1: each hierarchy's "tasks" file, open for writing, for a process to move itself in with
+  // PlaceSelf. A thread that writes "0" there skips the kernel's threadgroup lock, whose RCU
+  // grace period makes every cgroup.procs write of a pid cost milliseconds; the caller must be
+  // single-threaded (as a freshly cloned container init is). v2: Unimplemented (a process is
+  // cloned straight into its cgroup there).
+  virtual absl::StatusOr<std::vector<UniqueFd>> OpenSelfPlacement() = 0;
   virtual absl::Status Apply(const Resources& resources) = 0;
   virtual absl::StatusOr<Stats> GetStats() = 0;
   virtual absl::StatusOr<std::vector<pid_t>> Processes() = 0;
@@ -94,6 +100,10 @@ class Manager {
   // Which controllers this host lets berth use.
   virtual std::vector<std::string> Controllers() const = 0;
 };
+
+// Moves the calling (single-threaded) process into the cgroup whose OpenSelfPlacement fds
+// these are. Allocates nothing: it runs in a cloned child.
+absl::Status PlaceSelf(const std::vector<int>& task_fds);
 
 // The driver for this host. `root` is where cgroups are mounted (default /sys/fs/cgroup).
 absl::StatusOr<std::unique_ptr<Manager>> NewManager(const std::string& root = "/sys/fs/cgroup");

@@ -1,5 +1,6 @@
 #include "cgroups/v1.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,6 +52,19 @@ class V1Cgroup final : public Cgroup {
 
   absl::StatusOr<UniqueFd> OpenDirectory() override {
     return absl::UnimplementedError("CLONE_INTO_CGROUP needs cgroup v2; this host runs v1");
+  }
+
+  absl::StatusOr<std::vector<UniqueFd>> OpenSelfPlacement() override {
+    std::vector<UniqueFd> fds;
+    std::set<std::string> done;  // co-mounted controllers share a directory
+    for (const auto& [ctrl, dir] : dirs_) {
+      if (!done.insert(dir).second) continue;
+      std::string path = absl::StrCat(dir, "/tasks");
+      UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd) return LastErrnoError(absl::StrCat("open ", path));
+      fds.push_back(std::move(fd));
+    }
+    return fds;
   }
 
   absl::Status Apply(const Resources& r) override {
@@ -445,6 +459,17 @@ absl::StatusOr<std::unique_ptr<Cgroup>> V1Manager::Load(const std::string& path)
   }
   if (dirs.empty()) return absl::NotFoundError(absl::StrCat("cgroup ", rel, " does not exist"));
   return std::make_unique<V1Cgroup>(rel, std::move(dirs));
+}
+
+absl::Status PlaceSelf(const std::vector<int>& task_fds) {
+  for (int fd : task_fds) {
+    ssize_t n;
+    do {
+      n = ::write(fd, "0", 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return LastErrnoError("join the container's cgroup");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> CleanCgroupPath(absl::string_view path) {

@@ -105,6 +105,10 @@ class V2Cgroup final : public Cgroup {
     return fd;
   }
 
+  absl::StatusOr<std::vector<UniqueFd>> OpenSelfPlacement() override {
+    return absl::UnimplementedError("cgroup v2: clone into the cgroup (OpenDirectory)");
+  }
+
   absl::Status Apply(const Resources& r) override {
     RETURN_IF_ERROR(ApplyCpu(r.cpu));
     RETURN_IF_ERROR(ApplyMemory(r.memory));

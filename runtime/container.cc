@@ -335,8 +335,11 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
   ASSIGN_OR_RETURN(cgroup, manager->Create(cgroup_path, WithDefaultDevices(spec)));
   UniqueFd cgroup_fd;
+  std::vector<UniqueFd> task_fds;
   if (manager->mode() == cgroups::Mode::kUnified) {
     ASSIGN_OR_RETURN(cgroup_fd, cgroup->OpenDirectory());
+  } else {
+    ASSIGN_OR_RETURN(task_fds, cgroup->OpenSelfPlacement());
   }
   ASSIGN_OR_RETURN(UniqueFd stub, SealedExecStub());
   ASSIGN_OR_RETURN(UniqueFd console, ConnectConsole(options.console_socket));
@@ -365,6 +368,7 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   config.no_pivot = options.no_pivot;
   config.preserve_fds = options.preserve_fds;
   config.cgroup_mode = manager->mode();
+  for (const UniqueFd& fd : task_fds) config.cgroup_task_fds.push_back(fd.get());
 
   child = Clone3(ns.clone_flags, cgroup_fd ? cgroup_fd.get() : -1);
   if (child == 0) {
@@ -373,7 +377,6 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   }
   if (child < 0) return LastErrnoError("clone3 the container's init");
   child_end.reset();
-  if (manager->mode() != cgroups::Mode::kUnified) RETURN_IF_ERROR(cgroup->AddProcess(child));
   if (ns.new_user) {
     RETURN_IF_ERROR(WriteIdMap(child, "uid_map", spec.linux.uid_mappings));
     RETURN_IF_ERROR(WriteIdMap(child, "gid_map", spec.linux.gid_mappings));
@@ -644,8 +647,11 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Cgroup> cgroup, manager->Load(state.cgroup_path));
   UniqueFd cgroup_fd;
+  std::vector<UniqueFd> task_fds;
   if (manager->mode() == cgroups::Mode::kUnified) {
     ASSIGN_OR_RETURN(cgroup_fd, cgroup->OpenDirectory());
+  } else {
+    ASSIGN_OR_RETURN(task_fds, cgroup->OpenSelfPlacement());
   }
   ASSIGN_OR_RETURN(UniqueFd stub, SealedExecStub());
   ASSIGN_OR_RETURN(UniqueFd console, ConnectConsole(options.console_socket));
@@ -668,6 +674,7 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   config.exec_join_flags = join;
   config.preserve_fds = options.preserve_fds;
   config.cgroup_mode = manager->mode();
+  for (const UniqueFd& fd : task_fds) config.cgroup_task_fds.push_back(fd.get());
   config.is_exec = true;
   pid_t child = Clone3(0, cgroup_fd ? cgroup_fd.get() : -1);
   if (child == 0) {
@@ -680,7 +687,6 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
     ::kill(child, SIGKILL);
     (void)Reap(child);
   };
-  if (manager->mode() != cgroups::Mode::kUnified) RETURN_IF_ERROR(cgroup->AddProcess(child));
   RETURN_IF_ERROR(SendSync(parent_end.get(), SyncType::kGo, HookStateJson(state, status)));
   RETURN_IF_ERROR(Supervise(parent_end.get(), child, spec, "", warn_));
   std::move(kill_child).Cancel();

@@ -25,6 +25,7 @@
 #include "base/file.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "cgroups/cgroup.h"
 #include "runtime/hooks.h"
 #include "runtime/mounts.h"
 
@@ -222,6 +223,8 @@ absl::Status Init(const InitConfig& c) {
   const Spec& spec = *c.spec;
   const Process& proc = *c.process;
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return LastErrnoError("PR_SET_PDEATHSIG");
+  // v1: into the container's cgroup before anything is charged (v2 was cloned into it).
+  RETURN_IF_ERROR(cgroups::PlaceSelf(c.cgroup_task_fds));
   ASSIGN_OR_RETURN(SyncMessage go, ReceiveSync(c.sync_fd));
   if (go.type != SyncType::kGo) return absl::InternalError("expected go on the sync socket");
   // The state for createContainer hooks ("creating"), then NUL and the one for startContainer

@@ -56,6 +56,8 @@ struct InitConfig {
   std::vector<std::pair<int, int>> join;
   int exec_pidfd = -1;
   int exec_join_flags = 0;
+  // v1: the cgroup's "tasks" files; the init moves itself in first thing (cgroups::PlaceSelf).
+  std::vector<int> cgroup_task_fds;
   int unshare_flags = 0;  // created after clone (cgroup, time; all but pid when
                           // joining a user namespace)
   bool new_user_namespace = false;

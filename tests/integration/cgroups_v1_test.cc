@@ -9,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/file.h"
 #include "cgroups/cgroup.h"
 #include "cgroups/fs.h"
 #include "gtest/gtest.h"
@@ -214,6 +217,39 @@ TEST_F(CgroupV1Test, FreezeThawKillAndStats) {
   EXPECT_TRUE(cg->Remove(absl::Seconds(1)).ok());  // idempotent
   EXPECT_EQ(manager_->Load(absl::StrCat(parent_, "/c")).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// A process moves itself in through the "tasks" fds (no pid written, so no threadgroup lock):
+// it ends up in the cgroup in every hierarchy.
+TEST_F(CgroupV1Test, PlaceSelfMovesTheCallerIntoEveryHierarchy) {
+  auto cg = Make(Resources{});
+  ASSERT_TRUE(cg);
+  absl::StatusOr<std::vector<UniqueFd>> fds = cg->OpenSelfPlacement();
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  std::vector<int> raw;
+  for (const UniqueFd& fd : *fds) raw.push_back(fd.get());
+  Child child([raw](int ready) {
+    if (!PlaceSelf(raw).ok()) return 1;
+    (void)!::write(ready, "r", 1);
+    for (;;) ::pause();
+    return 0;
+  });
+  child.Go();
+  ASSERT_TRUE(child.WaitReady());
+  EXPECT_EQ(*cg->Processes(), std::vector<pid_t>{child.pid()});
+  std::string cgroups = *berth::ReadFile(absl::StrCat("/proc/", child.pid(), "/cgroup"));
+  // Each "N:ctrl[,ctrl]:/path" line of a controller berth uses names the new cgroup.
+  const std::vector<std::string> used = manager_->Controllers();
+  for (absl::string_view line : absl::StrSplit(cgroups, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    ASSERT_EQ(f.size(), 3u) << line;
+    for (absl::string_view ctrl : absl::StrSplit(f[1], ',')) {
+      if (std::find(used.begin(), used.end(), ctrl) == used.end()) continue;
+      EXPECT_EQ(f[2], absl::StrCat("/", parent_, "/c")) << line;
+    }
+  }
+  ASSERT_TRUE(cg->Kill(SIGKILL).ok());
+  child.Wait();
 }
 
 TEST_F(CgroupV1Test, InvalidValuesNameTheFileAndTheValue) {
