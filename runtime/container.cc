@@ -257,6 +257,51 @@ class PidNamespaceRestore {
   UniqueFd fd_;
 };
 
+// What a clone of an init (create) or of an exec'd process needs besides its InitConfig: the
+// cgroup to land in, the sealed exec stub, the console socket and the sync socket pair.
+struct CloneKit {
+  cgroups::Mode mode = cgroups::Mode::kUnified;
+  UniqueFd cgroup_fd;              // v2: CLONE_INTO_CGROUP
+  std::vector<UniqueFd> task_fds;  // v1: the child places itself
+  UniqueFd stub, console, parent_end, child_end;
+
+  absl::Status Prepare(const cgroups::Manager& manager, cgroups::Cgroup& cgroup,
+                       const std::string& console_socket) {
+    mode = manager.mode();
+    if (mode == cgroups::Mode::kUnified) {
+      ASSIGN_OR_RETURN(cgroup_fd, cgroup.OpenDirectory());
+    } else {
+      ASSIGN_OR_RETURN(task_fds, cgroup.OpenSelfPlacement());
+    }
+    ASSIGN_OR_RETURN(stub, SealedExecStub());
+    ASSIGN_OR_RETURN(console, ConnectConsole(console_socket));
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+      return LastErrnoError("socketpair");
+    }
+    parent_end.reset(sv[0]);
+    child_end.reset(sv[1]);
+    return absl::OkStatus();
+  }
+
+  // Completes `config` with the kit's fds and clones the child into RunInit(config).
+  absl::StatusOr<pid_t> Clone(uint64_t flags, InitConfig& config) {
+    config.sync_fd = child_end.get();
+    config.console_fd = console.get();
+    config.stub_fd = stub.get();
+    config.cgroup_mode = mode;
+    for (const UniqueFd& fd : task_fds) config.cgroup_task_fds.push_back(fd.get());
+    pid_t pid = Clone3(flags, cgroup_fd ? cgroup_fd.get() : -1);
+    if (pid == 0) {
+      parent_end.reset();
+      ::_exit(RunInit(config));
+    }
+    if (pid < 0) return LastErrnoError("clone3");
+    child_end.reset();
+    return pid;
+  }
+};
+
 }  // namespace
 
 Runtime::Runtime(std::string root, WarningSink warn)
@@ -334,31 +379,14 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
 
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
   ASSIGN_OR_RETURN(cgroup, manager->Create(cgroup_path, WithDefaultDevices(spec)));
-  UniqueFd cgroup_fd;
-  std::vector<UniqueFd> task_fds;
-  if (manager->mode() == cgroups::Mode::kUnified) {
-    ASSIGN_OR_RETURN(cgroup_fd, cgroup->OpenDirectory());
-  } else {
-    ASSIGN_OR_RETURN(task_fds, cgroup->OpenSelfPlacement());
-  }
-  ASSIGN_OR_RETURN(UniqueFd stub, SealedExecStub());
-  ASSIGN_OR_RETURN(UniqueFd console, ConnectConsole(options.console_socket));
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return LastErrnoError("socketpair");
-  }
-  UniqueFd parent_end(sv[0]);
-  UniqueFd child_end(sv[1]);
-
+  CloneKit kit;
+  RETURN_IF_ERROR(kit.Prepare(*manager, *cgroup, options.console_socket));
   InitConfig config;
   config.spec = &spec;
   config.process = &*spec.process;
   config.bundle = bundle;
   config.rootfs = rootfs;
-  config.sync_fd = child_end.get();
   config.state_dir_fd = dir_fd.get();
-  config.console_fd = console.get();
-  config.stub_fd = stub.get();
   config.seccomp = seccomp ? &*seccomp : nullptr;
   config.join = ns.join;
   config.unshare_flags = ns.unshare_flags;
@@ -367,16 +395,9 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   config.new_uts_namespace = ns.new_uts;
   config.no_pivot = options.no_pivot;
   config.preserve_fds = options.preserve_fds;
-  config.cgroup_mode = manager->mode();
-  for (const UniqueFd& fd : task_fds) config.cgroup_task_fds.push_back(fd.get());
-
-  child = Clone3(ns.clone_flags, cgroup_fd ? cgroup_fd.get() : -1);
-  if (child == 0) {
-    parent_end.reset();
-    ::_exit(RunInit(config));
-  }
-  if (child < 0) return LastErrnoError("clone3 the container's init");
-  child_end.reset();
+  absl::StatusOr<pid_t> cloned = kit.Clone(ns.clone_flags, config);
+  if (!cloned.ok()) return Annotate(cloned.status(), "the container's init");
+  child = *cloned;
   if (ns.new_user) {
     RETURN_IF_ERROR(WriteIdMap(child, "uid_map", spec.linux.uid_mappings));
     RETURN_IF_ERROR(WriteIdMap(child, "gid_map", spec.linux.gid_mappings));
@@ -386,9 +407,9 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   RETURN_IF_ERROR(dir.Save(state));
   std::string hook_state = HookStateJson(state, Status::kCreating);
   RETURN_IF_ERROR(SendSync(
-      parent_end.get(), SyncType::kGo,
+      kit.parent_end.get(), SyncType::kGo,
       absl::StrCat(hook_state, std::string(1, '\0'), HookStateJson(state, Status::kCreated))));
-  RETURN_IF_ERROR(Supervise(parent_end.get(), child, spec, hook_state, warn_));
+  RETURN_IF_ERROR(Supervise(kit.parent_end.get(), child, spec, hook_state, warn_));
   if (!options.pid_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(options.pid_file, absl::StrCat(child), 0644, false));
   }
@@ -646,49 +667,27 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   }
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Cgroup> cgroup, manager->Load(state.cgroup_path));
-  UniqueFd cgroup_fd;
-  std::vector<UniqueFd> task_fds;
-  if (manager->mode() == cgroups::Mode::kUnified) {
-    ASSIGN_OR_RETURN(cgroup_fd, cgroup->OpenDirectory());
-  } else {
-    ASSIGN_OR_RETURN(task_fds, cgroup->OpenSelfPlacement());
-  }
-  ASSIGN_OR_RETURN(UniqueFd stub, SealedExecStub());
-  ASSIGN_OR_RETURN(UniqueFd console, ConnectConsole(options.console_socket));
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return LastErrnoError("socketpair");
-  }
-  UniqueFd parent_end(sv[0]);
-  UniqueFd child_end(sv[1]);
+  CloneKit kit;
+  RETURN_IF_ERROR(kit.Prepare(*manager, *cgroup, options.console_socket));
   InitConfig config;
   config.spec = &spec;
   config.process = &process;
   config.bundle = state.bundle;
   config.rootfs = state.rootfs;
-  config.sync_fd = child_end.get();
-  config.console_fd = console.get();
-  config.stub_fd = stub.get();
   config.seccomp = seccomp ? &*seccomp : nullptr;
   config.exec_pidfd = init.get();
   config.exec_join_flags = join;
   config.preserve_fds = options.preserve_fds;
-  config.cgroup_mode = manager->mode();
-  for (const UniqueFd& fd : task_fds) config.cgroup_task_fds.push_back(fd.get());
   config.is_exec = true;
-  pid_t child = Clone3(0, cgroup_fd ? cgroup_fd.get() : -1);
-  if (child == 0) {
-    parent_end.reset();
-    ::_exit(RunInit(config));
-  }
-  if (child < 0) return LastErrnoError("clone3 the exec'd process");
-  child_end.reset();
+  absl::StatusOr<pid_t> cloned = kit.Clone(0, config);
+  if (!cloned.ok()) return Annotate(cloned.status(), "the exec'd process");
+  const pid_t child = *cloned;
   absl::Cleanup kill_child = [child] {
     ::kill(child, SIGKILL);
     (void)Reap(child);
   };
-  RETURN_IF_ERROR(SendSync(parent_end.get(), SyncType::kGo, HookStateJson(state, status)));
-  RETURN_IF_ERROR(Supervise(parent_end.get(), child, spec, "", warn_));
+  RETURN_IF_ERROR(SendSync(kit.parent_end.get(), SyncType::kGo, HookStateJson(state, status)));
+  RETURN_IF_ERROR(Supervise(kit.parent_end.get(), child, spec, "", warn_));
   std::move(kill_child).Cancel();
   if (!options.pid_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(options.pid_file, absl::StrCat(child), 0644, false));

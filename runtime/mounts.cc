@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <functional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -344,7 +345,13 @@ absl::Status EnterRoot(const std::string& rootfs, bool no_pivot) {
   return absl::OkStatus();
 }
 
-absl::Status MaskPaths(const std::vector<std::string>& paths) {
+namespace {
+
+// Calls fn(root fd, path, O_PATH fd) for each of `paths` that exists in the new root (after
+// EnterRoot); a missing one is skipped.
+absl::Status ForEachExisting(
+    const std::vector<std::string>& paths,
+    const std::function<absl::Status(int, const std::string&, const UniqueFd&)>& fn) {
   UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return LastErrnoError("open /");
   for (const std::string& p : paths) {
@@ -353,36 +360,36 @@ absl::Status MaskPaths(const std::vector<std::string>& paths) {
       if (absl::IsNotFound(fd.status())) continue;
       return fd.status();
     }
-    struct stat st {};
-    if (::fstat(fd->get(), &st) != 0) return LastErrnoError(absl::StrCat("stat ", p));
-    if (S_ISDIR(st.st_mode)) {
-      RETURN_IF_ERROR(DoMount("tmpfs", FdPath(fd->get()), "tmpfs", MS_RDONLY, "size=0",
-                              absl::StrCat("mask ", p)));
-    } else {
-      RETURN_IF_ERROR(DoMount("/dev/null", FdPath(fd->get()), nullptr, MS_BIND, nullptr,
-                              absl::StrCat("mask ", p)));
-    }
+    RETURN_IF_ERROR(fn(root.get(), p, *fd));
   }
   return absl::OkStatus();
 }
 
-absl::Status ReadonlyPaths(const std::vector<std::string>& paths) {
-  UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return LastErrnoError("open /");
-  for (const std::string& p : paths) {
-    absl::StatusOr<UniqueFd> fd = OpenInRoot(root.get(), p, O_PATH | O_NOFOLLOW);
-    if (!fd.ok()) {
-      if (absl::IsNotFound(fd.status())) continue;
-      return fd.status();
+}  // namespace
+
+absl::Status MaskPaths(const std::vector<std::string>& paths) {
+  return ForEachExisting(paths, [](int, const std::string& p, const UniqueFd& fd) -> absl::Status {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return LastErrnoError(absl::StrCat("stat ", p));
+    if (S_ISDIR(st.st_mode)) {
+      return DoMount("tmpfs", FdPath(fd.get()), "tmpfs", MS_RDONLY, "size=0",
+                     absl::StrCat("mask ", p));
     }
-    RETURN_IF_ERROR(DoMount(FdPath(fd->get()).c_str(), FdPath(fd->get()), nullptr, MS_BIND | MS_REC,
-                            nullptr, absl::StrCat("bind ", p)));
-    ASSIGN_OR_RETURN(UniqueFd mounted, OpenInRoot(root.get(), p, O_PATH | O_NOFOLLOW));
-    RETURN_IF_ERROR(DoMount(nullptr, FdPath(mounted.get()), nullptr,
-                            MS_BIND | MS_REMOUNT | MS_RDONLY | LockedFlags(mounted.get()), nullptr,
-                            absl::StrCat("remount ", p, " read-only")));
-  }
-  return absl::OkStatus();
+    return DoMount("/dev/null", FdPath(fd.get()), nullptr, MS_BIND, nullptr,
+                   absl::StrCat("mask ", p));
+  });
+}
+
+absl::Status ReadonlyPaths(const std::vector<std::string>& paths) {
+  return ForEachExisting(
+      paths, [](int root, const std::string& p, const UniqueFd& fd) -> absl::Status {
+        RETURN_IF_ERROR(DoMount(FdPath(fd.get()).c_str(), FdPath(fd.get()), nullptr,
+                                MS_BIND | MS_REC, nullptr, absl::StrCat("bind ", p)));
+        ASSIGN_OR_RETURN(UniqueFd mounted, OpenInRoot(root, p, O_PATH | O_NOFOLLOW));
+        return DoMount(nullptr, FdPath(mounted.get()), nullptr,
+                       MS_BIND | MS_REMOUNT | MS_RDONLY | LockedFlags(mounted.get()), nullptr,
+                       absl::StrCat("remount ", p, " read-only"));
+      });
 }
 
 absl::Status ReadonlyRoot() {

@@ -259,28 +259,29 @@ absl::Status AtLeastMinusOne(const Doc& doc, absl::string_view path,
   return absl::OkStatus();
 }
 
-absl::StatusOr<const json*> GetObject(const Doc& doc, const json& obj, const char* key,
-                                      absl::string_view parent, bool required = false) {
+// The member `key` if it is there and of the kind `is` tests for (`what` names that kind in
+// the error); nullptr when absent (an error when `required`).
+absl::StatusOr<const json*> GetOfKind(const Doc& doc, const json& obj, const char* key,
+                                      absl::string_view parent, bool required,
+                                      bool (json::*is)() const noexcept, const char* what) {
   std::string path = Path(parent, key);
   const json* v = Member(obj, key);
   if (v == nullptr) {
     if (required) return doc.Missing(path);
     return nullptr;
   }
-  if (!v->is_object()) return doc.WrongType(path, *v, "an object");
+  if (!(v->*is)()) return doc.WrongType(path, *v, what);
   return v;
+}
+
+absl::StatusOr<const json*> GetObject(const Doc& doc, const json& obj, const char* key,
+                                      absl::string_view parent, bool required = false) {
+  return GetOfKind(doc, obj, key, parent, required, &json::is_object, "an object");
 }
 
 absl::StatusOr<const json*> GetArray(const Doc& doc, const json& obj, const char* key,
                                      absl::string_view parent, bool required = false) {
-  std::string path = Path(parent, key);
-  const json* v = Member(obj, key);
-  if (v == nullptr) {
-    if (required) return doc.Missing(path);
-    return nullptr;
-  }
-  if (!v->is_array()) return doc.WrongType(path, *v, "an array");
-  return v;
+  return GetOfKind(doc, obj, key, parent, required, &json::is_array, "an array");
 }
 
 using ElementFn = std::function<absl::Status(const json&, const std::string&)>;
