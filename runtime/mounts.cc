@@ -50,6 +50,25 @@ unsigned long LockedFlags(int fd) {
   return flags;
 }
 
+// The propagation and the recursive attributes (mount_setattr) of the mount `mounted` is on.
+absl::Status SetPropagationAndAttributes(const UniqueFd& mounted, const MountOptions& o,
+                                         absl::string_view dest) {
+  if (o.propagation != 0) {
+    RETURN_IF_ERROR(DoMount(nullptr, FdPath(mounted.get()), nullptr, o.propagation, nullptr,
+                            absl::StrCat("propagation of ", dest)));
+  }
+  if (o.recursive_set != 0 || o.recursive_clear != 0) {
+    struct mount_attr attr {};
+    attr.attr_set = o.recursive_set;
+    attr.attr_clr = o.recursive_clear;
+    if (::syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+                  sizeof attr) != 0) {
+      return LastErrnoError(absl::StrCat("mount_setattr ", dest));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Bind-mounts `source` (a host path or an fd path) onto the target and applies the per-mount
 // flags with a remount, the propagation and the recursive attributes.
 absl::Status BindMount(int root_fd, const std::string& source, absl::string_view dest,
@@ -65,19 +84,7 @@ absl::Status BindMount(int root_fd, const std::string& source, absl::string_view
     RETURN_IF_ERROR(DoMount(nullptr, FdPath(mounted.get()), nullptr, MS_BIND | MS_REMOUNT | flags,
                             nullptr, absl::StrCat("remount ", dest)));
   }
-  if (o.propagation != 0) {
-    RETURN_IF_ERROR(DoMount(nullptr, FdPath(mounted.get()), nullptr, o.propagation, nullptr,
-                            absl::StrCat("propagation of ", dest)));
-  }
-  if (o.recursive_set != 0 || o.recursive_clear != 0) {
-    struct mount_attr attr {};
-    attr.attr_set = o.recursive_set;
-    attr.attr_clr = o.recursive_clear;
-    if (::syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-                  sizeof attr) != 0) {
-      return LastErrnoError(absl::StrCat("mount_setattr ", dest));
-    }
-  }
+  RETURN_IF_ERROR(SetPropagationAndAttributes(mounted, o, dest));
   return absl::OkStatus();
 }
 
@@ -223,19 +230,7 @@ absl::Status MountOne(const MountContext& ctx, const Mount& m) {
   RETURN_IF_ERROR(st);
   if (o.propagation != 0 || o.recursive_set != 0 || o.recursive_clear != 0) {
     ASSIGN_OR_RETURN(UniqueFd mounted, OpenInRoot(ctx.root_fd, m.destination, O_PATH));
-    if (o.propagation != 0) {
-      RETURN_IF_ERROR(DoMount(nullptr, FdPath(mounted.get()), nullptr, o.propagation, nullptr,
-                              absl::StrCat("propagation of ", m.destination)));
-    }
-    if (o.recursive_set != 0 || o.recursive_clear != 0) {
-      struct mount_attr attr {};
-      attr.attr_set = o.recursive_set;
-      attr.attr_clr = o.recursive_clear;
-      if (::syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-                    sizeof attr) != 0) {
-        return LastErrnoError(absl::StrCat("mount_setattr ", m.destination));
-      }
-    }
+    RETURN_IF_ERROR(SetPropagationAndAttributes(mounted, o, m.destination));
   }
   return absl::OkStatus();
 }
