@@ -1503,6 +1503,49 @@ TEST_F(OciRuntimeTest, FailedSetupLeavesNothing) {
   EXPECT_EQ(Trim(list.out), "");
 }
 
+// A runtime killed in the middle of create (here while a createRuntime hook runs): the init
+// dies with it (PDEATHSIG), `state` says stopped, and `delete` removes the cgroup and the
+// state it recorded, leaving nothing.
+TEST_F(OciRuntimeTest, CreateKilledMidwayIsCleanedByDelete) {
+  std::string before = ReadFileOrEmpty("/proc/self/mountinfo");
+  std::string hook = dir_ / "slow-hook.sh";
+  WriteFileOrDie(hook, "#!/bin/sh\nsleep 1\n");
+  ASSERT_EQ(::chmod(hook.c_str(), 0755), 0);
+  config_["hooks"]["createRuntime"] = json::array({{{"path", hook}}});
+  config_["process"]["args"] = {"true"};
+  std::string id = Prepare("killed-create");
+  Child create;
+  create.Start({kBerthOci, "--root", root_, "create", "--bundle", bundle_, id},
+               dir_ / "create.log");
+  // Wait until the init exists and is recorded (the hook runs after that).
+  pid_t init = 0;
+  for (int i = 0; i < 200 && init == 0; ++i) {
+    std::string text = ReadFileOrEmpty(root_ + "/" + id + "/state.json");
+    json j = json::parse(text, nullptr, false);
+    if (!j.is_discarded() && j.value("pid", 0) > 0) init = j.value("pid", 0);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GT(init, 0) << ReadFileOrEmpty(dir_ / "create.log");
+  EXPECT_NE(create.Stop(SIGKILL, absl::Seconds(5)), -1);
+  // The init follows its runtime.
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    gone = ::kill(init, 0) != 0 ||
+           ReadFileOrEmpty(absl::StrCat("/proc/", init, "/stat")).find(") Z") != std::string::npos;
+    if (!gone) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "the init outlived a killed create";
+  CommandResult state = Oci({"state", id});
+  EXPECT_EQ(state.exit_code, 0) << state.err;
+  EXPECT_THAT(state.out, HasSubstr("\"stopped\""));
+  CommandResult del = Oci({"delete", id});
+  EXPECT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_FALSE(Exists(root_ + "/" + id));
+  EXPECT_THAT(CgroupDirs(CgroupPath(id)), IsEmpty());
+  EXPECT_EQ(ReadFileOrEmpty("/proc/self/mountinfo"), before);
+  absl::SleepFor(absl::Milliseconds(1100));  // the orphaned hook (sleep 1) ends by itself
+}
+
 // ---- the exec stub (CVE-2019-5736) -------------------------------------------------------------
 
 TEST_F(OciRuntimeTest, ContainerProcessesSeeTheirOwnBinary) {
