@@ -236,7 +236,7 @@ absl::Status Init(const InitConfig& c) {
   if (::prctl(PR_SET_DUMPABLE, 0) != 0) return LastErrnoError("PR_SET_DUMPABLE");
 
   std::string cgroup_lines;
-  if (!c.is_exec && c.cgroup_mode != cgroups::Mode::kUnified) {
+  if (!c.is_exec) {
     // Read before a cgroup namespace hides the host paths.
     ASSIGN_OR_RETURN(cgroup_lines, ReadFile("/proc/self/cgroup", 1 << 16));
   }

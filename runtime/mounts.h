@@ -13,14 +13,19 @@
 #include "base/unique_fd.h"
 #include "cgroups/mode.h"
 #include "runtime/spec.h"
+#include "runtime/sys.h"
 
 namespace berth::runtime {
 
+// Every kernel call below goes through a Sys: RealSys() in the runtime, a fake in unit tests.
+
 // Opens `path` inside the tree rooted at `root_fd`; symlinks are followed but never out of it.
-absl::StatusOr<UniqueFd> OpenInRoot(int root_fd, absl::string_view path, int flags);
+absl::StatusOr<UniqueFd> OpenInRoot(int root_fd, absl::string_view path, int flags,
+                                    Sys& sys = RealSys());
 // Makes sure `path` exists inside the root, as a directory (`dir`) or an empty file, creating
 // missing parents (0755); returns an O_PATH fd of it.
-absl::StatusOr<UniqueFd> EnsureInRoot(int root_fd, absl::string_view path, bool dir);
+absl::StatusOr<UniqueFd> EnsureInRoot(int root_fd, absl::string_view path, bool dir,
+                                      Sys& sys = RealSys());
 // "/proc/self/fd/N": how mount(2) is pointed at an fd.
 std::string FdPath(int fd);
 
@@ -30,8 +35,10 @@ struct MountContext {
   std::string bundle;  // relative bind sources are relative to it
   bool user_namespace = false;
   cgroups::Mode cgroup_mode = cgroups::Mode::kUnified;
-  // /proc/self/cgroup of the init before it entered a cgroup namespace: "N:ctrls:/path" lines.
+  // /proc/self/cgroup of the init before it entered a cgroup namespace: "N:ctrls:/path" lines
+  // (v1 and hybrid: every hierarchy; v2: "0::/path").
   std::string cgroup_lines;
+  Sys* sys = &RealSys();  // never null
 };
 
 absl::Status MountOne(const MountContext& ctx, const Mount& mount);
@@ -44,15 +51,15 @@ absl::Status CreateDevices(const MountContext& ctx, const std::vector<Device>& d
 
 // Makes `rootfs` the root: pivot_root, or with `no_pivot` a move mount over "/" and chroot (for
 // an initramfs root, where pivot_root is refused). The old root is detached.
-absl::Status EnterRoot(const std::string& rootfs, bool no_pivot);
+absl::Status EnterRoot(const std::string& rootfs, bool no_pivot, Sys& sys = RealSys());
 
 // After EnterRoot: each masked path is covered (a read-only empty tmpfs for a directory,
 // /dev/null for a file); each read-only path is remounted read-only. Missing paths are skipped.
-absl::Status MaskPaths(const std::vector<std::string>& paths);
-absl::Status ReadonlyPaths(const std::vector<std::string>& paths);
+absl::Status MaskPaths(const std::vector<std::string>& paths, Sys& sys = RealSys());
+absl::Status ReadonlyPaths(const std::vector<std::string>& paths, Sys& sys = RealSys());
 // Remounts "/" read-only (root.readonly).
-absl::Status ReadonlyRoot();
+absl::Status ReadonlyRoot(Sys& sys = RealSys());
 // Applies rootfsPropagation to "/" ("shared", "rslave", ...).
-absl::Status SetRootPropagation(const std::string& propagation);
+absl::Status SetRootPropagation(const std::string& propagation, Sys& sys = RealSys());
 
 }  // namespace berth::runtime
