@@ -331,8 +331,8 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   RETURN_IF_ERROR(CheckSecurityLabels(spec, *spec.process));
   if (spec.process->terminal && options.console_socket.empty()) {
     return absl::InvalidArgumentError(
-        "config.json: process.terminal needs --console-socket (berth-oci does not proxy a "
-        "terminal itself; set \"terminal\": false to use the caller's stdio)");
+        "config.json: process.terminal needs --console-socket (or a foreground `run`, which "
+        "relays the terminal itself)");
   }
   std::string rootfs_path =
       spec.root.path[0] == '/' ? spec.root.path : absl::StrCat(bundle, "/", spec.root.path);
@@ -633,7 +633,8 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   ASSIGN_OR_RETURN(Spec spec, ParseSpec(config_text));
   RETURN_IF_ERROR(CheckSecurityLabels(Spec{}, process));
   if (process.terminal && options.console_socket.empty()) {
-    return absl::InvalidArgumentError("exec --tty needs --console-socket");
+    return absl::InvalidArgumentError(
+        "exec --tty needs --console-socket (or a foreground exec, which relays the terminal)");
   }
   std::optional<SeccompProgram> seccomp;
   if (spec.linux.seccomp) {

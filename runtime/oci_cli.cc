@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "base/version.h"
 #include "cgroups/mode.h"
+#include "runtime/console.h"
 #include "runtime/state.h"
 
 namespace berth::runtime::cli {
@@ -115,14 +116,35 @@ int Cli::Start(const std::string& id) {
 
 int Cli::Run(const std::string& id, const RunFlags& flags) {
   if (absl::Status st = CheckGlobals(); !st.ok()) return Fail(st);
-  absl::StatusOr<pid_t> pid = runtime_.Create(id, flags.create);
+  CreateOptions options = flags.create;
+  // A foreground container with a terminal and no console socket gets ours, as with runc.
+  std::unique_ptr<ConsoleRelay> relay;
+  if (!flags.detach && options.console_socket.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(
+        absl::StrCat(options.bundle.empty() ? "." : options.bundle, "/config.json"), 16 << 20);
+    absl::StatusOr<runtime::Spec> spec =
+        text.ok() ? ParseSpec(*text) : absl::StatusOr<runtime::Spec>(text.status());
+    if (spec.ok() && spec->process && spec->process->terminal) {
+      absl::StatusOr<std::unique_ptr<ConsoleRelay>> listening = ConsoleRelay::Listen(globals_.root);
+      if (!listening.ok()) return Fail(listening.status());
+      relay = *std::move(listening);
+      options.console_socket = relay->path();
+    }
+  }
+  absl::StatusOr<pid_t> pid = runtime_.Create(id, options);
   if (!pid.ok()) return Fail(pid.status());
+  if (relay) {
+    if (absl::Status st = relay->Accept(); !st.ok()) {
+      (void)runtime_.Delete(id, true);
+      return Fail(st);
+    }
+  }
   if (absl::Status st = runtime_.Start(id); !st.ok()) {
     (void)runtime_.Delete(id, true);
     return Fail(st);
   }
   if (flags.detach) return 0;
-  absl::StatusOr<int> status = runtime_.WaitInit(*pid, true);
+  absl::StatusOr<int> status = relay ? relay->RelayUntilExit(*pid) : runtime_.WaitInit(*pid, true);
   if (!flags.keep) {
     if (absl::Status st = runtime_.Delete(id, true); !st.ok()) Log("warning", st.message());
   }
@@ -192,8 +214,23 @@ int Cli::Exec(const std::string& id, const ExecFlags& flags) {
                       .console_socket = flags.console_socket,
                       .detach = flags.detach,
                       .preserve_fds = flags.preserve_fds};
+  // A foreground exec with a terminal and no console socket gets ours, as with runc.
+  std::unique_ptr<ConsoleRelay> relay;
+  if (process->terminal && options.console_socket.empty() && !options.detach) {
+    absl::StatusOr<std::unique_ptr<ConsoleRelay>> listening = ConsoleRelay::Listen(globals_.root);
+    if (!listening.ok()) return Fail(listening.status());
+    relay = *std::move(listening);
+    options.console_socket = relay->path();
+    options.detach = true;  // returns the pid; the relay waits for it
+  }
   absl::StatusOr<int> result = runtime_.Exec(id, *process, options);
   if (!result.ok()) return Fail(result.status());
+  if (relay) {
+    if (absl::Status st = relay->Accept(); !st.ok()) return Fail(st);
+    absl::StatusOr<int> status = relay->RelayUntilExit(static_cast<pid_t>(*result));
+    if (!status.ok()) return Fail(status.status());
+    return ExitCode(*status);
+  }
   return flags.detach ? 0 : ExitCode(*result);
 }
 

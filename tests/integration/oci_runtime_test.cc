@@ -825,6 +825,28 @@ TEST_F(OciRuntimeTest, UserNamespaceWithMappings) {
 
 // ---- the terminal ------------------------------------------------------------------------------
 
+// Without --console-socket a foreground `run` or `exec -t` relays the terminal itself (runc's
+// behaviour): the container's stdio is a pty, its output reaches ours, its exit code is ours.
+TEST_F(OciRuntimeTest, ForegroundRunAndExecRelayTheTerminal) {
+  config_["process"]["terminal"] = true;
+  config_["process"]["args"] = {"sh", "-c", "tty; echo out; exit 5"};
+  std::string id = Prepare("relay");
+  CommandResult r = Oci({"run", "--bundle", bundle_, id});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_THAT(Lines(r.out), ElementsAre("/dev/pts/0", "out")) << r.out;
+  EXPECT_FALSE(Exists(root_ + "/" + id));
+
+  config_["process"]["terminal"] = false;
+  std::string sleeper = StartSleeping("relay-exec");
+  CommandResult e = Oci({"exec", "-t", sleeper, "sh", "-c", "tty; exit 4"});
+  EXPECT_EQ(e.exit_code, 4) << e.err;
+  EXPECT_THAT(e.out, HasSubstr("/dev/pts/")) << e.out;
+  // The private console sockets are gone.
+  for (const auto& entry : std::filesystem::directory_iterator(root_)) {
+    EXPECT_FALSE(absl::StartsWith(entry.path().filename().string(), "console-")) << entry.path();
+  }
+}
+
 TEST_F(OciRuntimeTest, TerminalThroughTheConsoleSocket) {
   std::string path = dir_ / "console.sock";
   ConsoleSocket socket(path);
