@@ -80,9 +80,22 @@ class ExtraRegistry {
   }
   ~ExtraRegistry() { child_.Stop(SIGTERM, absl::Seconds(10)); }
   bool ready() const { return ready_; }
+  // Waits (up to 2 s) until the access log has not grown for 100 ms.
+  void WaitForQuietLog() const {
+    absl::Time deadline = absl::Now() + absl::Seconds(2);
+    size_t last = ReadFileOrEmpty(dir_ / "log").size();
+    for (int quiet = 0; quiet < 2 && absl::Now() < deadline;) {
+      absl::SleepFor(absl::Milliseconds(50));
+      size_t now = ReadFileOrEmpty(dir_ / "log").size();
+      quiet = now == last ? quiet + 1 : 0;
+      last = now;
+    }
+  }
   std::string host() const { return absl::StrCat("127.0.0.1:", port_); }
-  // GET requests of a blob in the access log.
+  // GET requests of a blob in the access log. The registry writes a line after the response
+  // went out, so the log is first given a moment to stop growing.
   int BlobGets(const std::string& repo, const Digest& d) const {
+    WaitForQuietLog();
     std::string needle = absl::StrCat("\"GET /v2/", repo, "/blobs/", d.ToString(), " HTTP");
     std::string log = ReadFileOrEmpty(dir_ / "log");
     int n = 0;
