@@ -1157,7 +1157,9 @@ TEST_F(OciRuntimeTest, RunDetached) {
   std::string id = Prepare("run-detached");
   CommandResult r = Oci({"run", "--detach", "--bundle", bundle_, id});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_LT(r.elapsed, absl::Seconds(2));
+  // It returned without waiting for the process (sleep 1000); the bound is loose for slow
+  // machines (the emulated v2 guest).
+  EXPECT_LT(r.elapsed, absl::Seconds(60));
   EXPECT_EQ(Status(id), "running");
 }
 
