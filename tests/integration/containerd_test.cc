@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -82,46 +83,63 @@ TEST(ContainerdWithBerthOci, CtrRunsContainersThroughIt) {
   Child containerd;
   std::string sock = StartContainerd(dir, containerd);
   ASSERT_FALSE(sock.empty());
+  // A containerd namespace of the test's own: berth-oci's root and the cgroup parent are named
+  // after it, so the test can remove exactly what it made.
+  const std::string ns = absl::StrCat("berth-test-", ::getpid());
   CommandResult r = RunCommand({"/bin/tar", "-C", std::string(BERTH_FIXTURE_IMAGES) + "/busybox",
                                 "-cf", dir / "busybox.tar", "."});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "images", "import", "--index-name",
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "images", "import", "--index-name",
                   "berth.test/busybox:latest", dir / "busybox.tar"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string id = absl::StrCat("berth-oci-ctr-", ::getpid());
 
   // Foreground: output and exit code come back through the shim.
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "run", "--runc-binary", BERTH_OCI_PATH, "--rm",
-                  "berth.test/busybox:latest", id, "sh", "-c",
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "run", "--runc-binary", BERTH_OCI_PATH,
+                  "--rm", "berth.test/busybox:latest", id, "sh", "-c",
                   "echo hello from $(cat /proc/1/cmdline); exit 7"});
   EXPECT_EQ(r.exit_code, 7) << r.out << r.err << ReadFileOrEmpty(dir / "containerd.log");
   EXPECT_EQ(r.out, "hello from sh-cecho hello from $(cat /proc/1/cmdline); exit 7\n");
 
   // Detached, then exec, kill and delete.
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "run", "--runc-binary", BERTH_OCI_PATH, "-d",
-                  "berth.test/busybox:latest", id, "sleep", "100"});
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "run", "--runc-binary", BERTH_OCI_PATH,
+                  "-d", "berth.test/busybox:latest", id, "sleep", "100"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << ReadFileOrEmpty(dir / "containerd.log");
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "exec", "--exec-id", "e1", id, "sh", "-c",
-                  "cat /proc/1/cmdline; echo; exit 4"});
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "task", "exec", "--exec-id", "e1", id, "sh",
+                  "-c", "cat /proc/1/cmdline; echo; exit 4"});
   EXPECT_EQ(r.exit_code, 4) << r.err;
-  EXPECT_EQ(r.out, std::string("sleep\0" "100\0" "\n", 11));
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "kill", "-s", "SIGKILL", id});
+  EXPECT_EQ(r.out, std::string("sleep\0"
+                               "100\0"
+                               "\n",
+                               11));
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "task", "kill", "-s", "SIGKILL", id});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (int i = 0; i < 100; ++i) {
-    r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "ls"});
+    r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "task", "ls"});
     if (r.out.find("STOPPED") != std::string::npos) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "task", "delete", id});
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "task", "delete", id});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  r = RunCommand({"/usr/bin/ctr", "-a", sock, "containers", "delete", id});
+  r = RunCommand({"/usr/bin/ctr", "-a", sock, "-n", ns, "containers", "delete", id});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  // Nothing of the container is left in berth-oci's state or the cgroup tree.
-  struct stat st;
-  EXPECT_NE(::stat(("/run/containerd/runc/default/" + id).c_str(), &st), 0);
-  EXPECT_NE(::stat(("/sys/fs/cgroup/memory/default/" + id).c_str(), &st), 0);
+  // Nothing of the container is left in berth-oci's state or the cgroup tree; then the
+  // namespace's own parents go.
   EXPECT_NE(containerd.Stop(SIGTERM, absl::Seconds(20)), -1);
-  ::rmdir("/sys/fs/cgroup/memory/default");  // containerd's namespace parent, if now empty
+  struct stat st;
+  EXPECT_NE(::stat(absl::StrCat("/run/containerd/runc/", ns, "/", id).c_str(), &st), 0);
+  ::rmdir(absl::StrCat("/run/containerd/runc/", ns).c_str());
+  std::vector<std::string> parents = {absl::StrCat("/sys/fs/cgroup/", ns)};  // v2
+  for (const char* h : {"blkio", "cpu", "cpuacct", "cpu,cpuacct", "cpuset", "devices", "freezer",
+                        "hugetlb", "memory", "net_cls", "net_prio", "perf_event", "pids", "systemd",
+                        "unified", "misc", "rdma"}) {
+    parents.push_back(absl::StrCat("/sys/fs/cgroup/", h, "/", ns));
+  }
+  for (const std::string& parent : parents) {
+    EXPECT_NE(::stat((parent + "/" + id).c_str(), &st), 0) << parent;
+    ::rmdir(parent.c_str());  // empty by now; fails harmlessly where it never existed
+    EXPECT_NE(::stat(parent.c_str(), &st), 0) << parent << " left behind";
+  }
 }
 
 }  // namespace
