@@ -704,8 +704,8 @@ absl::StatusOr<int> Runtime::WaitInit(pid_t pid, bool forward_signals) {
   for (int s : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD}) {
     sigaddset(&set, s);
   }
-  ::sigprocmask(SIG_BLOCK, &set, &old);
-  absl::Cleanup restore = [&old] { ::sigprocmask(SIG_SETMASK, &old, nullptr); };
+  ::pthread_sigmask(SIG_BLOCK, &set, &old);
+  absl::Cleanup restore = [&old] { ::pthread_sigmask(SIG_SETMASK, &old, nullptr); };
   for (;;) {
     int status = 0;
     pid_t r = ::waitpid(pid, &status, WNOHANG);

@@ -1121,30 +1121,30 @@ constexpr PropagationOption kPropagationOptions[] = {
 
 struct RecursiveOption {
   const char* name;
-  bool clear;
   uint64_t attr;
+  bool clear;
   bool atime;  // one of the access-time modes, which mount_setattr treats as one field
 };
 
 constexpr RecursiveOption kRecursiveOptions[] = {
-    {"rro", false, MOUNT_ATTR_RDONLY, false},
-    {"rrw", true, MOUNT_ATTR_RDONLY, false},
-    {"rnosuid", false, MOUNT_ATTR_NOSUID, false},
-    {"rsuid", true, MOUNT_ATTR_NOSUID, false},
-    {"rnodev", false, MOUNT_ATTR_NODEV, false},
-    {"rdev", true, MOUNT_ATTR_NODEV, false},
-    {"rnoexec", false, MOUNT_ATTR_NOEXEC, false},
-    {"rexec", true, MOUNT_ATTR_NOEXEC, false},
-    {"rnodiratime", false, MOUNT_ATTR_NODIRATIME, false},
-    {"rdiratime", true, MOUNT_ATTR_NODIRATIME, false},
-    {"rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW, false},
-    {"rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW, false},
-    {"rrelatime", false, MOUNT_ATTR_RELATIME, true},
-    {"rnorelatime", true, MOUNT_ATTR_RELATIME, true},
-    {"rnoatime", false, MOUNT_ATTR_NOATIME, true},
-    {"ratime", true, MOUNT_ATTR_NOATIME, true},
-    {"rstrictatime", false, MOUNT_ATTR_STRICTATIME, true},
-    {"rnostrictatime", true, MOUNT_ATTR_STRICTATIME, true},
+    {"rro", MOUNT_ATTR_RDONLY, false, false},
+    {"rrw", MOUNT_ATTR_RDONLY, true, false},
+    {"rnosuid", MOUNT_ATTR_NOSUID, false, false},
+    {"rsuid", MOUNT_ATTR_NOSUID, true, false},
+    {"rnodev", MOUNT_ATTR_NODEV, false, false},
+    {"rdev", MOUNT_ATTR_NODEV, true, false},
+    {"rnoexec", MOUNT_ATTR_NOEXEC, false, false},
+    {"rexec", MOUNT_ATTR_NOEXEC, true, false},
+    {"rnodiratime", MOUNT_ATTR_NODIRATIME, false, false},
+    {"rdiratime", MOUNT_ATTR_NODIRATIME, true, false},
+    {"rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, false, false},
+    {"rsymfollow", MOUNT_ATTR_NOSYMFOLLOW, true, false},
+    {"rrelatime", MOUNT_ATTR_RELATIME, false, true},
+    {"rnorelatime", MOUNT_ATTR_RELATIME, true, true},
+    {"rnoatime", MOUNT_ATTR_NOATIME, false, true},
+    {"ratime", MOUNT_ATTR_NOATIME, true, true},
+    {"rstrictatime", MOUNT_ATTR_STRICTATIME, false, true},
+    {"rnostrictatime", MOUNT_ATTR_STRICTATIME, true, true},
 };
 
 void ApplyRecursive(const RecursiveOption& o, MountOptions* out) {
