@@ -28,6 +28,7 @@
 #include "runtime/exec_stub.h"
 #include "runtime/hooks.h"
 #include "runtime/init.h"
+#include "runtime/mounts.h"
 #include "runtime/security.h"
 
 #ifndef CLONE_NEWTIME
@@ -140,17 +141,17 @@ absl::Status Supervise(int sync_fd, pid_t pid, const Spec& spec, const std::stri
 cgroups::Resources WithDefaultDevices(const Spec& spec) {
   cgroups::Resources r = spec.linux.resources.value_or(cgroups::Resources{});
   using Rule = cgroups::DeviceRule;
-  for (const Rule& rule :
-       {Rule{true, 'c', -1, -1, "m"}, Rule{true, 'b', -1, -1, "m"}, Rule{true, 'c', 1, 3, "rwm"},
-        Rule{true, 'c', 1, 5, "rwm"}, Rule{true, 'c', 1, 7, "rwm"}, Rule{true, 'c', 1, 8, "rwm"},
-        Rule{true, 'c', 1, 9, "rwm"}, Rule{true, 'c', 5, 0, "rwm"}, Rule{true, 'c', 5, 1, "rwm"},
-        Rule{true, 'c', 5, 2, "rwm"}, Rule{true, 'c', 136, -1, "rwm"},
-        Rule{true, 'c', 10, 200, "rwm"}}) {
+  for (const Rule& rule : {Rule{true, 'c', -1, -1, "m"}, Rule{true, 'b', -1, -1, "m"},
+                           Rule{true, 'c', 5, 1, "rwm"}, Rule{true, 'c', 5, 2, "rwm"},
+                           Rule{true, 'c', 136, -1, "rwm"}, Rule{true, 'c', 10, 200, "rwm"}}) {
     r.devices.push_back(rule);
   }
-  for (const Device& d : spec.linux.devices) {
-    if (d.type == 'p') continue;
-    r.devices.push_back(Rule{true, d.type == 'b' ? 'b' : 'c', d.major, d.minor, "rwm"});
+  // The nodes the init creates (mounts.cc), then the spec's own.
+  for (const std::vector<Device>& devices : {DefaultDevices(), spec.linux.devices}) {
+    for (const Device& d : devices) {
+      if (d.type == 'p') continue;
+      r.devices.push_back(Rule{true, d.type == 'b' ? 'b' : 'c', d.major, d.minor, "rwm"});
+    }
   }
   return r;
 }

@@ -246,26 +246,30 @@ absl::Status MountOne(const MountContext& ctx, const Mount& m) {
   return absl::OkStatus();
 }
 
+std::vector<Device> DefaultDevices() {
+  std::vector<Device> out;
+  for (auto [name, major, minor] : {std::tuple{"null", 1, 3},
+                                    {"zero", 1, 5},
+                                    {"full", 1, 7},
+                                    {"random", 1, 8},
+                                    {"urandom", 1, 9},
+                                    {"tty", 5, 0}}) {
+    out.push_back(Device{.path = absl::StrCat("/dev/", name),
+                         .type = 'c',
+                         .major = major,
+                         .minor = minor,
+                         .file_mode = 0666,
+                         .uid = 0,
+                         .gid = 0});
+  }
+  return out;
+}
+
 absl::Status CreateDevices(const MountContext& ctx, const std::vector<Device>& devices,
                            bool defaults) {
   Sys& sys = *ctx.sys;
   std::vector<Device> all;
-  if (defaults) {
-    for (auto [name, major, minor] : {std::tuple{"null", 1, 3},
-                                      {"zero", 1, 5},
-                                      {"full", 1, 7},
-                                      {"random", 1, 8},
-                                      {"urandom", 1, 9},
-                                      {"tty", 5, 0}}) {
-      all.push_back(Device{.path = absl::StrCat("/dev/", name),
-                           .type = 'c',
-                           .major = major,
-                           .minor = minor,
-                           .file_mode = 0666,
-                           .uid = 0,
-                           .gid = 0});
-    }
-  }
+  if (defaults) all = DefaultDevices();
   all.insert(all.end(), devices.begin(), devices.end());
   mode_t old_umask = sys.Umask(0);
   absl::Status result;

@@ -43,6 +43,9 @@ struct MountContext {
 
 absl::Status MountOne(const MountContext& ctx, const Mount& mount);
 
+// The devices every container with its own /dev gets (null zero full random urandom tty).
+std::vector<Device> DefaultDevices();
+
 // Creates the spec's devices and, when `defaults`, the default set (null zero full random
 // urandom tty) with the /dev/fd, stdio, ptmx and core links. In a user namespace nodes cannot
 // be made, so host nodes are bind-mounted instead.
