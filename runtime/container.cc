@@ -64,6 +64,17 @@ absl::StatusOr<UniqueFd> ConnectConsole(const std::string& path) {
   return fd;
 }
 
+void ResetSignals() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) (void)::sigaction(sig, &dfl, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 pid_t Clone3(uint64_t flags, int cgroup_fd) {
   struct clone_args args {};
   args.flags = flags;
@@ -265,9 +276,12 @@ struct CloneKit {
   UniqueFd cgroup_fd;              // v2: CLONE_INTO_CGROUP
   std::vector<UniqueFd> task_fds;  // v1: the child places itself
   UniqueFd stub, console, parent_end, child_end;
+  const int* stdio = nullptr;  // three fds to become the child's 0, 1, 2 (-1: inherited)
 
   absl::Status Prepare(const cgroups::Manager& manager, cgroups::Cgroup& cgroup,
-                       const std::string& console_socket) {
+                       const std::string& console_socket, int console_socket_fd,
+                       const int* stdio_fds) {
+    stdio = stdio_fds;
     mode = manager.mode();
     if (mode == cgroups::Mode::kUnified) {
       ASSIGN_OR_RETURN(cgroup_fd, cgroup.OpenDirectory());
@@ -275,7 +289,12 @@ struct CloneKit {
       ASSIGN_OR_RETURN(task_fds, cgroup.OpenSelfPlacement());
     }
     ASSIGN_OR_RETURN(stub, SealedExecStub());
-    ASSIGN_OR_RETURN(console, ConnectConsole(console_socket));
+    if (console_socket_fd >= 0) {
+      console.reset(::fcntl(console_socket_fd, F_DUPFD_CLOEXEC, 3));
+      if (!console) return LastErrnoError("dup the console socket");
+    } else {
+      ASSIGN_OR_RETURN(console, ConnectConsole(console_socket));
+    }
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
       return LastErrnoError("socketpair");
@@ -295,6 +314,14 @@ struct CloneKit {
     pid_t pid = Clone3(flags, cgroup_fd ? cgroup_fd.get() : -1);
     if (pid == 0) {
       parent_end.reset();
+      // The container starts with default signal dispositions and nothing blocked, whatever
+      // the caller (a monitor that ignores SIGPIPE and blocks SIGCHLD) had: ignored signals
+      // and the mask would otherwise survive the exec.
+      ResetSignals();
+      // dup2 clears close-on-exec on the copies, so exactly these reach the container.
+      for (int fd = 0; stdio != nullptr && fd < 3; ++fd) {
+        if (stdio[fd] >= 0 && stdio[fd] != fd && ::dup2(stdio[fd], fd) < 0) ::_exit(126);
+      }
       ::_exit(RunInit(config));
     }
     if (pid < 0) return LastErrnoError("clone3");
@@ -330,7 +357,7 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
     return absl::InvalidArgumentError("config.json: process is required to create a container");
   }
   RETURN_IF_ERROR(CheckSecurityLabels(spec, *spec.process));
-  if (spec.process->terminal && options.console_socket.empty()) {
+  if (spec.process->terminal && options.console_socket.empty() && options.console_socket_fd < 0) {
     return absl::InvalidArgumentError(
         "config.json: process.terminal needs --console-socket (or a foreground `run`, which "
         "relays the terminal itself)");
@@ -381,7 +408,8 @@ absl::StatusOr<pid_t> Runtime::Create(const std::string& id, const CreateOptions
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
   ASSIGN_OR_RETURN(cgroup, manager->Create(cgroup_path, WithDefaultDevices(spec)));
   CloneKit kit;
-  RETURN_IF_ERROR(kit.Prepare(*manager, *cgroup, options.console_socket));
+  RETURN_IF_ERROR(kit.Prepare(*manager, *cgroup, options.console_socket, options.console_socket_fd,
+                              options.stdio));
   InitConfig config;
   config.spec = &spec;
   config.process = &*spec.process;
@@ -633,7 +661,7 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   ASSIGN_OR_RETURN(std::string config_text, ReadFile(dir.config_path(), kMaxConfigSize));
   ASSIGN_OR_RETURN(Spec spec, ParseSpec(config_text));
   RETURN_IF_ERROR(CheckSecurityLabels(Spec{}, process));
-  if (process.terminal && options.console_socket.empty()) {
+  if (process.terminal && options.console_socket.empty() && options.console_socket_fd < 0) {
     return absl::InvalidArgumentError(
         "exec --tty needs --console-socket (or a foreground exec, which relays the terminal)");
   }
@@ -670,7 +698,8 @@ absl::StatusOr<int> Runtime::Exec(const std::string& id, const Process& process,
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
   ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Cgroup> cgroup, manager->Load(state.cgroup_path));
   CloneKit kit;
-  RETURN_IF_ERROR(kit.Prepare(*manager, *cgroup, options.console_socket));
+  RETURN_IF_ERROR(kit.Prepare(*manager, *cgroup, options.console_socket, options.console_socket_fd,
+                              options.stdio));
   InitConfig config;
   config.spec = &spec;
   config.process = &process;

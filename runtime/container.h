@@ -21,6 +21,11 @@ struct CreateOptions {
   std::string console_socket;  // unix socket that receives the pty master (process.terminal)
   bool no_pivot = false;
   int preserve_fds = 0;  // fds 3..3+N-1 are passed to the container
+  // When set, these fds become the init's stdin, stdout and stderr (-1: inherit the caller's).
+  // A caller that holds a container's stdio (the pod monitor) passes its pipe ends here.
+  int stdio[3] = {-1, -1, -1};
+  // A connected socket (instead of console_socket's path) that receives the pty master.
+  int console_socket_fd = -1;
 };
 
 struct ExecOptions {
@@ -28,6 +33,8 @@ struct ExecOptions {
   std::string console_socket;
   bool detach = false;
   int preserve_fds = 0;
+  int stdio[3] = {-1, -1, -1};  // as CreateOptions::stdio
+  int console_socket_fd = -1;   // as CreateOptions::console_socket_fd
 };
 
 // Where warnings go (the CLI logs them).

@@ -1,0 +1,715 @@
+#include "runtime/monitor.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/file.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "cgroups/cgroup.h"
+#include "nlohmann/json.hpp"
+#include "runtime/container.h"
+#include "runtime/cri_log.h"
+#include "runtime/monitor_proto.h"
+#include "runtime/spec.h"
+
+namespace berth::runtime {
+namespace {
+
+using json = nlohmann::json;
+
+void Log(absl::string_view message) {
+  std::string line = absl::StrCat(NowRfc3339Nano(), " ", message, "\n");
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+json ErrorReply(const absl::Status& st) {
+  return {{"ok", false}, {"code", static_cast<int>(st.code())}, {"error", st.message()}};
+}
+
+absl::Status SetNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return LastErrnoError("make an fd non-blocking");
+  }
+  return absl::OkStatus();
+}
+
+// Receives the pty master sent by the container's init over a console socket.
+absl::StatusOr<UniqueFd> ReceiveFd(int socket) {
+  char name[256];
+  struct iovec iov = {name, sizeof name};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return LastErrnoError("receive the terminal from the console socket");
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      return UniqueFd(fd);
+    }
+  }
+  return absl::InternalError("the console socket message carried no fd");
+}
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+absl::StatusOr<Pipe> MakePipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return LastErrnoError("pipe");
+  return Pipe{UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
+// Runs an external OCI runtime (runc) with `args`, stdio as given (-1: /dev/null), and waits.
+absl::Status RunExternal(const std::string& binary, const std::vector<std::string>& args,
+                         const int stdio[3]) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(binary.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return LastErrnoError("fork");
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    int null = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; ++fd) {
+      int src = stdio[fd] >= 0 ? stdio[fd] : null;
+      if (::dup2(src, fd) < 0) ::_exit(127);
+    }
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return LastErrnoError("wait for the OCI runtime");
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(binary, " ", args.empty() ? "" : args.front(),
+                                          " failed (wait status ", status, ")"));
+}
+
+struct Container {
+  std::string id, dir, bundle;
+  std::string runtime;  // external OCI runtime binary; empty: the runtime library
+  std::string runtime_root;
+  pid_t pid = 0;
+  bool tty = false;
+  UniqueFd out, err, in, master;
+  std::unique_ptr<CriLogWriter> log;
+  bool exited = false;
+  std::vector<int> stop_waiters;  // connections waiting for the exit
+  std::optional<absl::Time> kill_deadline;
+};
+
+// What an epoll event refers to.
+enum class Source : uint32_t { kListen, kSignal, kConn, kStdout, kStderr };
+
+class Monitor {
+ public:
+  explicit Monitor(const MonitorOptions& o) : options_(o), runtime_(o.runtime_root, &Log) {}
+
+  absl::Status Init() {
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return LastErrnoError("become a subreaper");
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGHUP, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return LastErrnoError("sigprocmask");
+    signal_fd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!signal_fd_) return LastErrnoError("signalfd");
+    epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_) return LastErrnoError("epoll_create1");
+
+    std::string path = options_.pod_dir + "/monitor.sock";
+    struct sockaddr_un addr {};
+    UniqueFd dir;
+    RETURN_IF_ERROR(UnixAddress(path, &addr, &dir));
+    listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!listen_) return LastErrnoError("socket");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return LastErrnoError("unlink " + path);
+    mode_t old = ::umask(0077);
+    int rc = ::bind(listen_.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    if (rc != 0) return LastErrnoError("bind " + path);
+    if (::listen(listen_.get(), 64) != 0) return LastErrnoError("listen " + path);
+    RETURN_IF_ERROR(Watch(listen_.get(), Source::kListen));
+    RETURN_IF_ERROR(Watch(signal_fd_.get(), Source::kSignal));
+
+    if (options_.pid_namespace_holder) RETURN_IF_ERROR(StartHolder());
+    return absl::OkStatus();
+  }
+
+  int holder_pid() const { return holder_pid_; }
+
+  int Run() {
+    while (!done_) {
+      int timeout = -1;
+      absl::Time now = absl::Now();
+      for (const auto& [id, c] : containers_) {
+        if (!c.kill_deadline) continue;
+        int64_t ms = absl::ToInt64Milliseconds(*c.kill_deadline - now);
+        ms = std::max<int64_t>(ms, 0) + 1;
+        if (timeout < 0 || ms < timeout) timeout = static_cast<int>(std::min<int64_t>(ms, 60000));
+      }
+      struct epoll_event events[16];
+      int n = ::epoll_wait(epoll_.get(), events, 16, timeout);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        Log(absl::StrCat("epoll_wait: ", std::strerror(errno)));
+        return 1;
+      }
+      for (int i = 0; i < n; ++i) Dispatch(events[i]);
+      CheckDeadlines();
+    }
+    return 0;
+  }
+
+ private:
+  absl::Status Watch(int fd, Source source) {
+    struct epoll_event ev {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = (static_cast<uint64_t>(source) << 32) | static_cast<uint32_t>(fd);
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return LastErrnoError("epoll_ctl");
+    return absl::OkStatus();
+  }
+  void Unwatch(int fd) { (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
+  absl::Status StartHolder() {
+    struct clone_args args {};
+    args.flags = CLONE_NEWPID;
+    args.exit_signal = SIGCHLD;
+    pid_t pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+    if (pid < 0) return LastErrnoError("clone the pid namespace holder");
+    if (pid == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      const char* argv[] = {"berth-monitor", "pause", nullptr};
+      ::execv(options_.holder_binary.c_str(), const_cast<char* const*>(argv));
+      ::_exit(127);
+    }
+    holder_pid_ = pid;
+    return absl::OkStatus();
+  }
+
+  void Dispatch(const struct epoll_event& ev) {
+    auto source = static_cast<Source>(ev.data.u64 >> 32);
+    int fd = static_cast<int>(ev.data.u64 & 0xffffffffu);
+    switch (source) {
+      case Source::kListen: Accept(); break;
+      case Source::kSignal: HandleSignals(); break;
+      case Source::kConn: ReadConnection(fd); break;
+      case Source::kStdout:
+      case Source::kStderr:
+        ReadOutput(fd, source == Source::kStdout ? LogStream::kStdout : LogStream::kStderr);
+        break;
+    }
+  }
+
+  void Accept() {
+    for (;;) {
+      int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;
+      conns_[fd] = FrameDecoder();
+      if (!Watch(fd, Source::kConn).ok()) CloseConn(fd);
+    }
+  }
+
+  void CloseConn(int fd) {
+    Unwatch(fd);
+    conns_.erase(fd);
+    ::close(fd);
+  }
+
+  void Reply(int fd, const json& reply) {
+    // Replies are small; the socket is switched to blocking for the write.
+    int flags = ::fcntl(fd, F_GETFL);
+    (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    struct timeval tv = {5, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    (void)WriteFrame(fd, reply);
+    CloseConn(fd);
+  }
+
+  void ReadConnection(int fd) {
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      CloseConn(fd);
+      return;
+    }
+    FrameDecoder& decoder = conns_[fd];
+    decoder.Feed(absl::string_view(buf, static_cast<size_t>(n)));
+    absl::StatusOr<std::optional<json>> message = decoder.Next();
+    if (!message.ok()) {
+      Reply(fd, ErrorReply(message.status()));
+      return;
+    }
+    if (!message->has_value()) return;
+    Unwatch(fd);  // one request per connection
+    Handle(fd, **message);
+  }
+
+  Container* Find(const json& request, absl::Status* error) {
+    std::string id = request.value("id", "");
+    auto it = containers_.find(id);
+    if (it == containers_.end()) {
+      *error = absl::NotFoundError(absl::StrCat("container ", id, " is not in this pod"));
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  void Handle(int fd, const json& request) {
+    std::string op = request.value("op", "");
+    absl::StatusOr<json> reply;
+    try {
+      if (op == "create") {
+        reply = Create(request);
+      } else if (op == "state") {
+        reply = StateReply();
+      } else if (op == "shutdown") {
+        done_ = true;
+        reply = json::object();
+      } else {
+        absl::Status error;
+        Container* c = Find(request, &error);
+        if (c == nullptr) {
+          reply = error;
+        } else if (op == "start") {
+          reply = Start(*c);
+        } else if (op == "kill") {
+          absl::Status st = Kill(*c, request.value("signal", SIGTERM), request.value("all", false));
+          reply = st.ok() ? absl::StatusOr<json>(json::object()) : st;
+        } else if (op == "stop") {
+          if (Stop(fd, *c, request.value("signal", SIGTERM), request.value("timeout_ms", 0))) {
+            return;  // the reply comes with the exit
+          }
+          reply = json{{"exited", true}};
+        } else if (op == "delete") {
+          reply = Delete(*c);
+        } else if (op == "reopen_log") {
+          absl::Status st = c->log->Reopen();
+          reply = st.ok() ? absl::StatusOr<json>(json::object()) : st;
+        } else {
+          reply = absl::InvalidArgumentError(absl::StrCat("unknown request \"", op, "\""));
+        }
+      }
+    } catch (const json::exception& e) {
+      reply = absl::InvalidArgumentError(absl::StrCat("malformed request: ", e.what()));
+    }
+    if (!reply.ok()) {
+      Reply(fd, ErrorReply(reply.status()));
+      return;
+    }
+    json r = *std::move(reply);
+    r["ok"] = true;
+    Reply(fd, r);
+  }
+
+  absl::StatusOr<json> Create(const json& request) {
+    Container c;
+    c.id = request.at("id").get<std::string>();
+    c.dir = request.at("dir").get<std::string>();
+    c.tty = request.value("tty", false);
+    c.runtime = request.value("runtime", "");
+    c.runtime_root = request.value("runtime_root", "");
+    if (containers_.count(c.id) != 0) {
+      return absl::AlreadyExistsError(absl::StrCat("container ", c.id, " exists in this pod"));
+    }
+    ASSIGN_OR_RETURN(c.log,
+                     CriLogWriter::Open(request.value("log_path", ""), options_.log_max_line));
+    c.bundle = request.at("bundle").get<std::string>();
+    const std::string& bundle = c.bundle;
+
+    int stdio[3] = {-1, -1, -1};
+    Pipe in, out, err;
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null) return LastErrnoError("open /dev/null");
+    UniqueFd console_parent, console_child, console_listen;
+    std::string console_path;
+    if (c.tty) {
+      if (c.runtime.empty()) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+          return LastErrnoError("socketpair for the console");
+        }
+        console_parent.reset(sv[0]);
+        console_child.reset(sv[1]);
+      } else {
+        console_path = c.dir + "/console.sock";
+        ASSIGN_OR_RETURN(console_listen, ListenConsole(console_path));
+      }
+    } else {
+      if (request.value("stdin", false)) {
+        ASSIGN_OR_RETURN(in, MakePipe());
+        stdio[0] = in.read.get();
+      } else {
+        stdio[0] = null.get();
+      }
+      ASSIGN_OR_RETURN(out, MakePipe());
+      ASSIGN_OR_RETURN(err, MakePipe());
+      stdio[1] = out.write.get();
+      stdio[2] = err.write.get();
+    }
+
+    if (c.runtime.empty()) {
+      CreateOptions options;
+      options.bundle = bundle;
+      options.stdio[0] = stdio[0];
+      options.stdio[1] = stdio[1];
+      options.stdio[2] = stdio[2];
+      options.console_socket_fd = console_child ? console_child.get() : -1;
+      ASSIGN_OR_RETURN(c.pid, runtime_.Create(c.id, options));
+      if (c.tty) {
+        ASSIGN_OR_RETURN(c.master, ReceiveFd(console_parent.get()));
+      }
+    } else {
+      std::string pid_file = c.dir + "/init.pid";
+      std::vector<std::string> args = {"create", "--bundle", bundle, "--pid-file", pid_file};
+      if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
+      if (c.tty) {
+        args.push_back("--console-socket");
+        args.push_back(console_path);
+      }
+      args.push_back(c.id);
+      RETURN_IF_ERROR(RunExternal(c.runtime, args, stdio));
+      ASSIGN_OR_RETURN(std::string pid_text, ReadFile(pid_file, 64));
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &c.pid) || c.pid <= 0) {
+        return absl::InternalError(absl::StrCat("bad pid file ", pid_file, ": ", pid_text));
+      }
+      if (c.tty) {
+        UniqueFd conn(::accept4(console_listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn) return LastErrnoError("accept the console connection");
+        ASSIGN_OR_RETURN(c.master, ReceiveFd(conn.get()));
+        (void)::unlink(console_path.c_str());
+      }
+    }
+    // Only the container holds the write ends now: EOF comes when its last writer exits.
+    if (c.tty) {
+      RETURN_IF_ERROR(SetNonBlocking(c.master.get()));
+      c.out.reset(::fcntl(c.master.get(), F_DUPFD_CLOEXEC, 3));
+      if (!c.out) return LastErrnoError("dup the terminal");
+    } else {
+      c.out = std::move(out.read);
+      c.err = std::move(err.read);
+      c.in = std::move(in.write);
+      RETURN_IF_ERROR(SetNonBlocking(c.out.get()));
+      RETURN_IF_ERROR(SetNonBlocking(c.err.get()));
+    }
+    RETURN_IF_ERROR(Watch(c.out.get(), Source::kStdout));
+    if (c.err) RETURN_IF_ERROR(Watch(c.err.get(), Source::kStderr));
+    streams_[c.out.get()] = c.id;
+    if (c.err) streams_[c.err.get()] = c.id;
+    pid_t pid = c.pid;
+    std::string id = c.id;
+    containers_.emplace(id, std::move(c));
+    return json{{"pid", pid}};
+  }
+
+  absl::StatusOr<UniqueFd> ListenConsole(const std::string& path) {
+    struct sockaddr_un addr {};
+    UniqueFd dir;
+    RETURN_IF_ERROR(UnixAddress(path, &addr, &dir));
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return LastErrnoError("socket");
+    (void)::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd.get(), 1) != 0) {
+      return LastErrnoError("listen on " + path);
+    }
+    return fd;
+  }
+
+  absl::StatusOr<json> Start(Container& c) {
+    if (c.runtime.empty()) {
+      RETURN_IF_ERROR(runtime_.Start(c.id));
+    } else {
+      std::vector<std::string> args = {"start", c.id};
+      if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
+      const int none[3] = {-1, -1, -1};
+      RETURN_IF_ERROR(RunExternal(c.runtime, args, none));
+    }
+    return json{{"started_ns", absl::ToUnixNanos(absl::Now())}};
+  }
+
+  absl::Status Kill(Container& c, int signal, bool all) {
+    if (c.exited && !all) return absl::OkStatus();
+    if (c.runtime.empty()) {
+      absl::Status st = runtime_.Kill(c.id, signal, all);
+      // The init may have exited between our last look and the kill.
+      if (!st.ok() && (c.exited || absl::IsFailedPrecondition(st))) return absl::OkStatus();
+      return st;
+    }
+    std::vector<std::string> args = {"kill"};
+    if (all) args.push_back("--all");
+    args.push_back(c.id);
+    args.push_back(absl::StrCat(signal));
+    if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
+    const int none[3] = {-1, -1, -1};
+    absl::Status st = RunExternal(c.runtime, args, none);
+    return c.exited ? absl::OkStatus() : st;
+  }
+
+  // True when the reply is deferred until the container exits.
+  bool Stop(int fd, Container& c, int signal, int64_t timeout_ms) {
+    if (c.exited) return false;
+    if (timeout_ms <= 0) {
+      (void)Kill(c, SIGKILL, true);
+      c.kill_deadline = absl::Now();
+    } else {
+      absl::Status st = Kill(c, signal, false);
+      if (!st.ok()) Log(absl::StrCat("stop ", c.id, ": ", st.message()));
+      absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
+      if (!c.kill_deadline || deadline < *c.kill_deadline) c.kill_deadline = deadline;
+    }
+    c.stop_waiters.push_back(fd);
+    return true;
+  }
+
+  void CheckDeadlines() {
+    absl::Time now = absl::Now();
+    for (auto& [id, c] : containers_) {
+      if (c.exited || !c.kill_deadline || *c.kill_deadline > now) continue;
+      absl::Status st = Kill(c, SIGKILL, true);
+      if (!st.ok()) Log(absl::StrCat("kill ", id, ": ", st.message()));
+      c.kill_deadline = now + absl::Seconds(5);  // try again if it is still there then
+    }
+  }
+
+  absl::StatusOr<json> Delete(Container& c) {
+    if (c.runtime.empty()) {
+      absl::Status st = runtime_.Delete(c.id, true);
+      if (!st.ok() && !absl::IsNotFound(st)) return st;
+    } else {
+      std::vector<std::string> args = {"delete", "--force", c.id};
+      if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
+      const int none[3] = {-1, -1, -1};
+      RETURN_IF_ERROR(RunExternal(c.runtime, args, none));
+    }
+    CloseStreams(c);
+    for (int waiter : c.stop_waiters) Reply(waiter, json{{"ok", true}, {"exited", true}});
+    containers_.erase(c.id);
+    return json::object();
+  }
+
+  void CloseStreams(Container& c) {
+    for (UniqueFd* fd : {&c.out, &c.err}) {
+      if (!*fd) continue;
+      Unwatch(fd->get());
+      streams_.erase(fd->get());
+      fd->reset();
+    }
+    if (c.log) {
+      absl::Time now = absl::Now();
+      (void)c.log->EndStream(LogStream::kStdout, now);
+      (void)c.log->EndStream(LogStream::kStderr, now);
+    }
+  }
+
+  // Reads what is there; at EOF the stream ends. Returns false at EOF.
+  bool Drain(Container& c, int fd, LogStream stream) {
+    char buf[16384];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n > 0) {
+        absl::Status st =
+            c.log->Write(stream, absl::string_view(buf, static_cast<size_t>(n)), absl::Now());
+        if (!st.ok()) Log(absl::StrCat("log of ", c.id, ": ", st.message()));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return true;
+      // EOF, or EIO from a pty whose last slave closed.
+      Unwatch(fd);
+      streams_.erase(fd);
+      (void)c.log->EndStream(stream, absl::Now());
+      if (c.out.get() == fd) c.out.reset();
+      if (c.err.get() == fd) c.err.reset();
+      return false;
+    }
+  }
+
+  void ReadOutput(int fd, LogStream stream) {
+    auto it = streams_.find(fd);
+    if (it == streams_.end()) {
+      Unwatch(fd);
+      return;
+    }
+    Container& c = containers_.at(it->second);
+    Drain(c, fd, stream);
+  }
+
+  void HandleSignals() {
+    struct signalfd_siginfo info;
+    while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
+      if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) {
+        // The pod's containers do not depend on the monitor's life, but their output does:
+        // only berthd's shutdown request ends the monitor.
+        Log(absl::StrCat("ignoring signal ", info.ssi_signo, " from pid ", info.ssi_pid));
+      }
+    }
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      if (pid == holder_pid_) {
+        Log(absl::StrCat("the pid namespace holder ", pid, " exited (status ", status, ")"));
+        holder_pid_ = 0;
+        continue;
+      }
+      for (auto& [id, c] : containers_) {
+        if (c.pid == pid && !c.exited) {
+          Exited(c, status);
+          break;
+        }
+      }
+    }
+  }
+
+  void Exited(Container& c, int status) {
+    c.exited = true;
+    c.kill_deadline.reset();
+    // Whatever the container wrote before it exited is in the pipes now.
+    if (c.out) Drain(c, c.out.get(), LogStream::kStdout);
+    if (c.err) Drain(c, c.err.get(), LogStream::kStderr);
+    int exit_code = 0, signal = 0;
+    if (WIFEXITED(status)) {
+      exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      signal = WTERMSIG(status);
+      exit_code = 128 + signal;
+    }
+    bool oom = OomKilled(c);
+    json record = {{"exit_code", exit_code},
+                   {"signal", signal},
+                   {"finished_ns", absl::ToUnixNanos(absl::Now())},
+                   {"oom_killed", oom}};
+    absl::Status st = WriteFileAtomic(c.dir + "/exit", record.dump(), 0644, true);
+    if (!st.ok()) Log(absl::StrCat("record the exit of ", c.id, ": ", st.message()));
+    for (int waiter : c.stop_waiters) Reply(waiter, json{{"ok", true}, {"exited", true}});
+    c.stop_waiters.clear();
+  }
+
+  bool OomKilled(const Container& c) {
+    // The runtime library's state names the cgroup; an external runtime's state is not ours
+    // to read, so its cgroup comes from the bundle's config.json.
+    absl::StatusOr<ContainerInfo> info =
+        c.runtime.empty() ? runtime_.State(c.id) : absl::NotFoundError("external runtime");
+    std::string path;
+    if (info.ok()) {
+      path = info->state.cgroup_path;
+    } else {
+      absl::StatusOr<std::string> text = ReadFile(c.bundle + "/config.json", 16 << 20);
+      if (!text.ok()) return false;
+      absl::StatusOr<Spec> spec = ParseSpec(*text);
+      if (!spec.ok()) return false;
+      path = spec->linux.cgroups_path;
+    }
+    absl::StatusOr<std::unique_ptr<cgroups::Manager>> manager = cgroups::NewManager();
+    if (!manager.ok()) return false;
+    absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = (*manager)->Load(path);
+    if (!cg.ok()) return false;
+    absl::StatusOr<cgroups::Stats> stats = (*cg)->GetStats();
+    return stats.ok() && stats->memory.oom_kills > 0;
+  }
+
+  json StateReply() {
+    json list = json::array();
+    for (const auto& [id, c] : containers_) {
+      list.push_back({{"id", id}, {"pid", c.pid}, {"exited", c.exited}});
+    }
+    return json{{"pid", ::getpid()}, {"holder_pid", holder_pid_}, {"containers", list}};
+  }
+
+  MonitorOptions options_;
+  Runtime runtime_;
+  UniqueFd epoll_, listen_, signal_fd_;
+  std::map<int, FrameDecoder> conns_;
+  std::map<std::string, Container> containers_;
+  std::map<int, std::string> streams_;  // stdout/stderr fd -> container id
+  pid_t holder_pid_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+int RunMonitor(const MonitorOptions& options) {
+  // The ready pipe must reach no child (the pid namespace holder, containers): its reader
+  // waits for EOF.
+  if (options.ready_fd >= 0) (void)::fcntl(options.ready_fd, F_SETFD, FD_CLOEXEC);
+  Monitor monitor(options);
+  absl::Status st = monitor.Init();
+  if (options.ready_fd >= 0) {
+    json ready = st.ok() ? json{{"pid", ::getpid()}, {"holder_pid", monitor.holder_pid()}}
+                         : json{{"error", st.message()}};
+    std::string line = ready.dump() + "\n";
+    (void)!::write(options.ready_fd, line.data(), line.size());
+    ::close(options.ready_fd);
+  }
+  if (!st.ok()) {
+    Log(absl::StrCat("berth-monitor: ", st.message()));
+    return 1;
+  }
+  return monitor.Run();
+}
+
+void RunPidHolder() {
+  // pid 1 of the pod's pid namespace: orphans of every container are reparented here and
+  // reaped. Signals other than SIGKILL from outside the namespace are ignored by the kernel
+  // for a pid 1 without handlers; SIGCHLD gets one so that sigsuspend returns.
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  ::sigaction(SIGCHLD, &sa, nullptr);
+  sigset_t block, wait_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &block, &wait_mask);
+  sigdelset(&wait_mask, SIGCHLD);
+  ::prctl(PR_SET_NAME, "berth-pause");
+  for (;;) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    ::sigsuspend(&wait_mask);
+  }
+}
+
+}  // namespace berth::runtime
