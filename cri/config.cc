@@ -194,6 +194,15 @@ nlohmann::json Config::ToJson() const {
               {"bin_dirs", cni.bin_dirs},
               {"network_name", cni.network_name},
               {"plugin_timeout", absl::FormatDuration(cni.plugin_timeout)}};
+  nlohmann::json handlers = nlohmann::json::object();
+  for (const auto& [name, h] : runtime.handlers) {
+    handlers[name] = {{"path", h.path}, {"root", h.root}};
+  }
+  j["runtime"] = {{"monitor_path", runtime.monitor_path},
+                  {"oci_path", runtime.oci_path},
+                  {"log_max_line", runtime.log_max_line},
+                  {"shm_size", runtime.shm_size},
+                  {"handlers", handlers}};
   return j;
 }
 
@@ -212,7 +221,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
   c.source = source;
   RETURN_IF_ERROR(r.CheckKeys(doc, "",
                               {"root", "state", "shutdown_timeout", "grpc", "log", "images",
-                               "registries", "cgroup", "cni"}));
+                               "registries", "cgroup", "cni", "runtime"}));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "root", &c.root, false));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "state", &c.state, false));
   RETURN_IF_ERROR(r.Duration(doc, "", "shutdown_timeout", &c.shutdown_timeout));
@@ -323,6 +332,38 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
     RETURN_IF_ERROR(r.PathList(*cni, "cni", "bin_dirs", &c.cni.bin_dirs));
     RETURN_IF_ERROR(r.String(*cni, "cni", "network_name", &c.cni.network_name));
     RETURN_IF_ERROR(r.Duration(*cni, "cni", "plugin_timeout", &c.cni.plugin_timeout));
+  }
+
+  ASSIGN_OR_RETURN(const toml::table* rt, r.Table(doc, "runtime"));
+  if (rt != nullptr) {
+    RETURN_IF_ERROR(r.CheckKeys(
+        *rt, "runtime", {"monitor_path", "oci_path", "log_max_line", "shm_size", "handlers"}));
+    RETURN_IF_ERROR(r.AbsPath(*rt, "runtime", "monitor_path", &c.runtime.monitor_path, true));
+    RETURN_IF_ERROR(r.AbsPath(*rt, "runtime", "oci_path", &c.runtime.oci_path, true));
+    RETURN_IF_ERROR(
+        r.Integer(*rt, "runtime", "log_max_line", 256, 1 << 24, &c.runtime.log_max_line));
+    RETURN_IF_ERROR(
+        r.Integer(*rt, "runtime", "shm_size", 1 << 20, int64_t{1} << 40, &c.runtime.shm_size));
+    ASSIGN_OR_RETURN(const toml::table* hs, r.Table(*rt, "handlers"));
+    if (hs != nullptr) {
+      for (const auto& [name_key, node] : *hs) {
+        std::string name(name_key.str());
+        std::string prefix = absl::StrCat("runtime.handlers.", name);
+        if (!node.is_table()) return r.Error(&node, prefix, "must be a table");
+        const toml::table& t = *node.as_table();
+        RETURN_IF_ERROR(r.CheckKeys(t, prefix, {"path", "root"}));
+        Config::Runtime::Handler h;
+        RETURN_IF_ERROR(r.AbsPath(t, prefix, "path", &h.path, false));
+        h.root = absl::StrCat(c.state, "/", name);
+        RETURN_IF_ERROR(r.AbsPath(t, prefix, "root", &h.root, false));
+        c.runtime.handlers[name] = h;
+      }
+    }
+  }
+  // The default runc handler's root follows the state dir.
+  if (auto it = c.runtime.handlers.find("runc");
+      it != c.runtime.handlers.end() && it->second.root == "/run/berth/runc") {
+    it->second.root = c.state + "/runc";
   }
   return c;
 }

@@ -68,6 +68,20 @@ struct Config {
     absl::Duration plugin_timeout = absl::Seconds(60);  // one plugin run (ADD, DEL, CHECK)
   } cni;
 
+  struct Runtime {
+    // The per-pod monitor and the OCI runtime CLI (used for ExecSync); empty: the binaries
+    // next to berthd's own.
+    std::string monitor_path, oci_path;
+    int64_t log_max_line = 16 * 1024;  // longer lines are split into partial (P) records
+    int64_t shm_size = 64 << 20;       // the pod's /dev/shm, bytes
+    // RuntimeClass handlers besides the default ("" , berth's own runtime): a runc-compatible
+    // binary and its --root. [runtime.handlers.<name>] path = ..., root = ...
+    struct Handler {
+      std::string path, root;
+    };
+    std::map<std::string, Handler> handlers = {{"runc", {"/usr/sbin/runc", "/run/berth/runc"}}};
+  } runtime;
+
   // The filesystem path of the unix socket (grpc.address without "unix://").
   std::string SocketPath() const;
 

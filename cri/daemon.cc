@@ -35,6 +35,13 @@ void GrpcLogFunction(gpr_log_func_args* args) {
            {{"component", "grpc"}, {"source", absl::StrCat(args->file, ":", args->line)}});
 }
 
+// The running berthd's own path (its sibling binaries are found next to it).
+std::string SelfPath() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("/usr/local/bin/berthd");
+}
+
 std::string Dirname(const std::string& path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos || slash == 0) return "/";
@@ -114,7 +121,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
                                     .cache_dir = absl::StrCat(config.root, "/cni"),
                                     .plugin_timeout = config.cni.plugin_timeout,
                                 }));
-  d->runtime_service_ = std::make_unique<RuntimeService>(config, d->network_.get());
   images::ImageStoreOptions io;
   io.root = config.root;
   io.registry.request_timeout = config.images.request_timeout;
@@ -137,6 +143,28 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   }
   ASSIGN_OR_RETURN(d->images_, images::ImageStore::Open(std::move(io)));
   d->image_service_ = std::make_unique<ImageService>(d->images_.get());
+
+  ASSIGN_OR_RETURN(d->store_, CriStore::Open(absl::StrCat(config.root, "/cri.db")));
+  PodManagerOptions po;
+  po.root = config.root;
+  po.state = config.state;
+  const std::string self_dir = Dirname(SelfPath());
+  po.monitor_binary = config.runtime.monitor_path.empty() ? self_dir + "/berth-monitor"
+                                                          : config.runtime.monitor_path;
+  po.oci_binary =
+      config.runtime.oci_path.empty() ? self_dir + "/berth-oci" : config.runtime.oci_path;
+  po.handlers[""] = RuntimeHandler{};
+  for (const auto& [name, h] : config.runtime.handlers) {
+    po.handlers[name] = RuntimeHandler{.binary = h.path, .root = h.root};
+  }
+  po.log_max_line = static_cast<size_t>(config.runtime.log_max_line);
+  po.shm_size = config.runtime.shm_size;
+  ASSIGN_OR_RETURN(d->pods_,
+                   PodManager::Create(po, d->store_.get(), d->images_.get(), d->network_.get()));
+  if (absl::Status st = d->pods_->Recover(); !st.ok()) {
+    log::Warn("recovering pods and containers failed", {{"error", std::string(st.message())}});
+  }
+  d->runtime_service_ = std::make_unique<RuntimeService>(config, d->network_.get(), d->pods_.get());
   d->admin_service_ = std::make_unique<AdminService>(d->images_.get(), config.state);
 
   grpc::ServerBuilder builder;

@@ -14,7 +14,9 @@
 #include "cri/admin_service.h"
 #include "cri/config.h"
 #include "cri/image_service.h"
+#include "cri/pod_manager.h"
 #include "cri/runtime_service.h"
+#include "cri/store.h"
 
 namespace berth::cri {
 
@@ -39,6 +41,8 @@ class Daemon {
   std::vector<LockFile> locks_;
   std::unique_ptr<network::NetworkManager> network_;
   std::unique_ptr<images::ImageStore> images_;
+  std::unique_ptr<CriStore> store_;
+  std::unique_ptr<PodManager> pods_;
   std::unique_ptr<RuntimeService> runtime_service_;
   std::unique_ptr<ImageService> image_service_;
   std::unique_ptr<AdminService> admin_service_;

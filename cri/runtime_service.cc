@@ -18,8 +18,9 @@ std::string RuntimeVersion() {
   return v;
 }
 
-RuntimeService::RuntimeService(const Config& config, network::NetworkManager* network)
-    : config_(config), network_(network), started_(absl::Now()) {}
+RuntimeService::RuntimeService(const Config& config, network::NetworkManager* network,
+                               PodManager* pods)
+    : config_(config), network_(network), pods_(pods), started_(absl::Now()) {}
 
 grpc::Status RuntimeService::Version(grpc::ServerContext*, const v1::VersionRequest*,
                                      v1::VersionResponse* resp) {
@@ -97,20 +98,114 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
   return grpc::Status::OK;
 }
 
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, RunPodSandbox)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, StopPodSandbox)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, RemovePodSandbox)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, PodSandboxStatus)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandbox)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, CreateContainer)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, StartContainer)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, StopContainer)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, RemoveContainer)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListContainers)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ContainerStatus)
+grpc::Status RuntimeService::RunPodSandbox(grpc::ServerContext*,
+                                           const v1::RunPodSandboxRequest* req,
+                                           v1::RunPodSandboxResponse* resp) {
+  absl::StatusOr<std::string> id = pods_->RunPodSandbox(req->config(), req->runtime_handler());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  resp->set_pod_sandbox_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::StopPodSandbox(grpc::ServerContext*,
+                                            const v1::StopPodSandboxRequest* req,
+                                            v1::StopPodSandboxResponse*) {
+  return ToGrpcStatus(pods_->StopPodSandbox(req->pod_sandbox_id()));
+}
+
+grpc::Status RuntimeService::RemovePodSandbox(grpc::ServerContext*,
+                                              const v1::RemovePodSandboxRequest* req,
+                                              v1::RemovePodSandboxResponse*) {
+  return ToGrpcStatus(pods_->RemovePodSandbox(req->pod_sandbox_id()));
+}
+
+grpc::Status RuntimeService::PodSandboxStatus(grpc::ServerContext*,
+                                              const v1::PodSandboxStatusRequest* req,
+                                              v1::PodSandboxStatusResponse* resp) {
+  absl::StatusOr<v1::PodSandboxStatusResponse> r =
+      pods_->PodSandboxStatus(req->pod_sandbox_id(), req->verbose());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::ListPodSandbox(grpc::ServerContext*,
+                                            const v1::ListPodSandboxRequest* req,
+                                            v1::ListPodSandboxResponse* resp) {
+  absl::StatusOr<std::vector<v1::PodSandbox>> r =
+      pods_->ListPodSandbox(req->has_filter() ? &req->filter() : nullptr);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  for (v1::PodSandbox& p : *r) *resp->add_items() = std::move(p);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::CreateContainer(grpc::ServerContext*,
+                                             const v1::CreateContainerRequest* req,
+                                             v1::CreateContainerResponse* resp) {
+  absl::StatusOr<std::string> id =
+      pods_->CreateContainer(req->pod_sandbox_id(), req->config(), req->sandbox_config());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  resp->set_container_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::StartContainer(grpc::ServerContext*,
+                                            const v1::StartContainerRequest* req,
+                                            v1::StartContainerResponse*) {
+  return ToGrpcStatus(pods_->StartContainer(req->container_id()));
+}
+
+grpc::Status RuntimeService::StopContainer(grpc::ServerContext*,
+                                           const v1::StopContainerRequest* req,
+                                           v1::StopContainerResponse*) {
+  return ToGrpcStatus(pods_->StopContainer(req->container_id(), req->timeout()));
+}
+
+grpc::Status RuntimeService::RemoveContainer(grpc::ServerContext*,
+                                             const v1::RemoveContainerRequest* req,
+                                             v1::RemoveContainerResponse*) {
+  return ToGrpcStatus(pods_->RemoveContainer(req->container_id()));
+}
+
+grpc::Status RuntimeService::ListContainers(grpc::ServerContext*,
+                                            const v1::ListContainersRequest* req,
+                                            v1::ListContainersResponse* resp) {
+  absl::StatusOr<std::vector<v1::Container>> r =
+      pods_->ListContainers(req->has_filter() ? &req->filter() : nullptr);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  for (v1::Container& c : *r) *resp->add_containers() = std::move(c);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::ContainerStatus(grpc::ServerContext*,
+                                             const v1::ContainerStatusRequest* req,
+                                             v1::ContainerStatusResponse* resp) {
+  absl::StatusOr<v1::ContainerStatusResponse> r =
+      pods_->ContainerStatus(req->container_id(), req->verbose());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::ReopenContainerLog(grpc::ServerContext*,
+                                                const v1::ReopenContainerLogRequest* req,
+                                                v1::ReopenContainerLogResponse*) {
+  return ToGrpcStatus(pods_->ReopenContainerLog(req->container_id()));
+}
+
+grpc::Status RuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyncRequest* req,
+                                      v1::ExecSyncResponse* resp) {
+  std::vector<std::string> cmd(req->cmd().begin(), req->cmd().end());
+  absl::StatusOr<ExecSyncResult> r =
+      pods_->ExecSync(req->container_id(), cmd, absl::Seconds(req->timeout()));
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  resp->set_stdout(std::move(r->stdout_data));
+  resp->set_stderr(std::move(r->stderr_data));
+  resp->set_exit_code(r->exit_code);
+  return grpc::Status::OK;
+}
+
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdateContainerResources)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ReopenContainerLog)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ExecSync)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, Exec)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, Attach)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, PortForward)

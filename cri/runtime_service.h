@@ -1,5 +1,5 @@
-// runtime.v1.RuntimeService. Version and Status answer for real; every RPC whose issue has not
-// landed answers UNIMPLEMENTED with a message naming it.
+// runtime.v1.RuntimeService: CRI messages in, PodManager calls, CRI messages out. Every RPC
+// that is not implemented yet answers UNIMPLEMENTED with a message naming it.
 #pragma once
 
 #include <string>
@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "cri/api/cri.h"
 #include "cri/config.h"
+#include "cri/pod_manager.h"
 #include "network/network_manager.h"
 
 namespace berth::cri {
@@ -34,7 +35,7 @@ std::string RuntimeVersion();
 
 class RuntimeService final : public v1::RuntimeService::Service {
  public:
-  RuntimeService(const Config& config, network::NetworkManager* network);
+  RuntimeService(const Config& config, network::NetworkManager* network, PodManager* pods);
 
   BERTH_UNARY_RPC(Version);
   BERTH_UNARY_RPC(Status);
@@ -77,6 +78,7 @@ class RuntimeService final : public v1::RuntimeService::Service {
  private:
   Config config_;
   network::NetworkManager* network_;  // owned by the daemon
+  PodManager* pods_;                  // owned by the daemon
   absl::Time started_;
 };
 

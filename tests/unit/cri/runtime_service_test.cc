@@ -49,7 +49,7 @@ class RuntimeServiceTest : public ::testing::Test {
 };
 
 TEST_F(RuntimeServiceTest, Version) {
-  RuntimeService svc(config_, Network());
+  RuntimeService svc(config_, Network(), nullptr);
   v1::VersionRequest req;
   v1::VersionResponse resp;
   ASSERT_TRUE(svc.Version(nullptr, &req, &resp).ok());
@@ -60,7 +60,7 @@ TEST_F(RuntimeServiceTest, Version) {
 }
 
 TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
-  RuntimeService svc(config_, Network());
+  RuntimeService svc(config_, Network(), nullptr);
   v1::StatusRequest req;
   req.set_verbose(true);
   v1::StatusResponse resp;
@@ -103,7 +103,7 @@ TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
 }
 
 TEST_F(RuntimeServiceTest, UpdateRuntimeConfigStoresPodCidr) {
-  RuntimeService svc(config_, Network());
+  RuntimeService svc(config_, Network(), nullptr);
   v1::UpdateRuntimeConfigRequest req;
   v1::UpdateRuntimeConfigResponse resp;
   req.mutable_runtime_config()->mutable_network_config()->set_pod_cidr(
@@ -117,7 +117,7 @@ TEST_F(RuntimeServiceTest, UpdateRuntimeConfigStoresPodCidr) {
 }
 
 TEST_F(RuntimeServiceTest, RuntimeConfigReportsCgroupfs) {
-  RuntimeService svc(config_, Network());
+  RuntimeService svc(config_, Network(), nullptr);
   v1::RuntimeConfigRequest req;
   v1::RuntimeConfigResponse resp;
   ASSERT_TRUE(svc.RuntimeConfig(nullptr, &req, &resp).ok());
@@ -125,18 +125,18 @@ TEST_F(RuntimeServiceTest, RuntimeConfigReportsCgroupfs) {
 }
 
 TEST_F(RuntimeServiceTest, NotYetImplementedRpcsSayWhich) {
-  RuntimeService rs(config_, Network());
-  v1::RunPodSandboxRequest req;
-  v1::RunPodSandboxResponse resp;
-  grpc::Status st = rs.RunPodSandbox(nullptr, &req, &resp);
+  RuntimeService rs(config_, Network(), nullptr);
+  v1::ExecRequest req;
+  v1::ExecResponse resp;
+  grpc::Status st = rs.Exec(nullptr, &req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("RunPodSandbox"), std::string::npos);
+  EXPECT_NE(st.error_message().find("Exec"), std::string::npos);
 
-  v1::ExecSyncRequest ereq;
-  v1::ExecSyncResponse eresp;
-  st = rs.ExecSync(nullptr, &ereq, &eresp);
+  v1::CheckpointContainerRequest creq;
+  v1::CheckpointContainerResponse cresp;
+  st = rs.CheckpointContainer(nullptr, &creq, &cresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("ExecSync"), std::string::npos);
+  EXPECT_NE(st.error_message().find("CheckpointContainer"), std::string::npos);
 }
 
 }  // namespace

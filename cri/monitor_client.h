@@ -1,0 +1,49 @@
+// berthd's side of the per-pod monitor (runtime/monitor.h): starting one for a sandbox, calling
+// it, and recognising it again after a restart.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::cri {
+
+struct MonitorProcess {
+  pid_t pid = 0;
+  uint64_t start_time = 0;  // identifies pid (/proc/PID/stat field 22)
+  pid_t holder_pid = 0;     // the pod's pid-namespace holder, 0 when none
+  uint64_t holder_start_time = 0;
+};
+
+struct MonitorSpawn {
+  std::string binary;  // berth-monitor
+  std::string pod_dir;
+  std::string runtime_root;
+  bool pid_holder = false;
+  size_t log_max_line = 16 * 1024;
+  absl::Duration ready_timeout = absl::Seconds(10);
+};
+
+// Starts a monitor in a session of its own, not a child of berthd (a double fork: it is
+// reparented to init and lives on when berthd stops), and waits until it serves its socket.
+// Its own messages go to <pod_dir>/monitor.log.
+absl::StatusOr<MonitorProcess> SpawnMonitor(const MonitorSpawn& spawn);
+
+// One request to the monitor of `pod_dir`; a reply with "ok": false becomes its status.
+absl::StatusOr<nlohmann::json> CallMonitor(const std::string& pod_dir,
+                                           const nlohmann::json& request,
+                                           absl::Duration timeout = absl::Seconds(30));
+
+// True when `pid` is still the process that was started at `start_time`.
+bool SameProcess(pid_t pid, uint64_t start_time);
+
+// Asks the monitor to exit; when it does not answer, kills it (and the holder) by pid, but
+// only when pid and start time still name them. Idempotent.
+absl::Status StopMonitor(const std::string& pod_dir, const MonitorProcess& monitor);
+
+}  // namespace berth::cri

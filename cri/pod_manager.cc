@@ -1,0 +1,1308 @@
+#include "cri/pod_manager.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+#include <optional>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "cgroups/cgroup.h"
+#include "cri/monitor_client.h"
+#include "cri/spec_builder.h"
+#include "network/netns.h"
+#include "network/pod_files.h"
+#include "nlohmann/json.hpp"
+#include "runtime/spec.h"
+
+namespace berth::cri {
+namespace {
+
+using json = nlohmann::json;
+
+enum PodState { kPodCreating = 0, kPodReady = 1, kPodNotReady = 2 };
+enum ContainerState { kCtrCreating = 0, kCtrCreated = 1, kCtrRunning = 2, kCtrExited = 3 };
+
+int64_t NowNs() {
+  return absl::ToUnixNanos(absl::Now());
+}
+
+absl::StatusOr<std::string> RandomId() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return LastErrnoError("getrandom");
+    got += static_cast<size_t>(n);
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
+std::string Encode(const google::protobuf::Message& m) {
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  return absl::Base64Escape(bytes);
+}
+
+template <typename T>
+absl::Status Decode(const std::string& b64, T* out, absl::string_view what) {
+  std::string bytes;
+  if (!absl::Base64Unescape(b64, &bytes) || !out->ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("the recorded ", what, " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
+// What berthd knows about a pod; every field that names a side effect is set before it.
+struct PodRecord {
+  std::string id;
+  int state = kPodCreating;
+  int64_t created_ns = 0;
+  std::string config;  // base64 of the PodSandboxConfig
+  std::string handler;
+  std::string dir;
+  std::string net_pin, ipc_pin, uts_pin;
+  std::string cgroup_parent;
+  bool cgroup_created = false;
+  bool network_attached = false;
+  std::vector<std::string> ips;
+  std::string shm;
+  bool shm_mounted = false;
+  bool monitor_started = false;
+  MonitorProcess monitor;
+};
+
+void to_json(json& j, const PodRecord& r) {
+  j = json{{"id", r.id},
+           {"state", r.state},
+           {"created_ns", r.created_ns},
+           {"config", r.config},
+           {"handler", r.handler},
+           {"dir", r.dir},
+           {"net_pin", r.net_pin},
+           {"ipc_pin", r.ipc_pin},
+           {"uts_pin", r.uts_pin},
+           {"cgroup_parent", r.cgroup_parent},
+           {"cgroup_created", r.cgroup_created},
+           {"network_attached", r.network_attached},
+           {"ips", r.ips},
+           {"shm", r.shm},
+           {"shm_mounted", r.shm_mounted},
+           {"monitor_started", r.monitor_started},
+           {"monitor_pid", r.monitor.pid},
+           {"monitor_start_time", r.monitor.start_time},
+           {"holder_pid", r.monitor.holder_pid},
+           {"holder_start_time", r.monitor.holder_start_time}};
+}
+
+void from_json(const json& j, PodRecord& r) {
+  r.id = j.at("id").get<std::string>();
+  r.state = j.value("state", 0);
+  r.created_ns = j.value("created_ns", int64_t{0});
+  r.config = j.value("config", "");
+  r.handler = j.value("handler", "");
+  r.dir = j.value("dir", "");
+  r.net_pin = j.value("net_pin", "");
+  r.ipc_pin = j.value("ipc_pin", "");
+  r.uts_pin = j.value("uts_pin", "");
+  r.cgroup_parent = j.value("cgroup_parent", "");
+  r.cgroup_created = j.value("cgroup_created", false);
+  r.network_attached = j.value("network_attached", false);
+  r.ips = j.value("ips", std::vector<std::string>{});
+  r.shm = j.value("shm", "");
+  r.shm_mounted = j.value("shm_mounted", false);
+  r.monitor_started = j.value("monitor_started", false);
+  r.monitor.pid = j.value("monitor_pid", 0);
+  r.monitor.start_time = j.value("monitor_start_time", uint64_t{0});
+  r.monitor.holder_pid = j.value("holder_pid", 0);
+  r.monitor.holder_start_time = j.value("holder_start_time", uint64_t{0});
+}
+
+struct ContainerRecord {
+  std::string id, pod_id;
+  int state = kCtrCreating;
+  int64_t created_ns = 0, started_ns = 0, finished_ns = 0;
+  int exit_code = 0;
+  std::string reason, message;
+  std::string config;  // base64 of the ContainerConfig
+  std::string image_id, image_name, image_ref;
+  std::vector<std::string> chain_ids;
+  bool layers_acquired = false;
+  std::string dir;       // the bundle: <pod dir>/containers/<id>
+  std::string data_dir;  // <root>/containers/<id>: upper, work, volumes
+  bool rootfs_mounted = false;
+  bool monitor_created = false;
+  std::string log_path;
+  std::string stop_signal = "SIGTERM";
+  std::string cgroup_path;
+  int pid = 0;
+};
+
+void to_json(json& j, const ContainerRecord& r) {
+  j = json{{"id", r.id},
+           {"pod_id", r.pod_id},
+           {"state", r.state},
+           {"created_ns", r.created_ns},
+           {"started_ns", r.started_ns},
+           {"finished_ns", r.finished_ns},
+           {"exit_code", r.exit_code},
+           {"reason", r.reason},
+           {"message", r.message},
+           {"config", r.config},
+           {"image_id", r.image_id},
+           {"image_name", r.image_name},
+           {"image_ref", r.image_ref},
+           {"chain_ids", r.chain_ids},
+           {"layers_acquired", r.layers_acquired},
+           {"dir", r.dir},
+           {"data_dir", r.data_dir},
+           {"rootfs_mounted", r.rootfs_mounted},
+           {"monitor_created", r.monitor_created},
+           {"log_path", r.log_path},
+           {"stop_signal", r.stop_signal},
+           {"cgroup_path", r.cgroup_path},
+           {"pid", r.pid}};
+}
+
+void from_json(const json& j, ContainerRecord& r) {
+  r.id = j.at("id").get<std::string>();
+  r.pod_id = j.at("pod_id").get<std::string>();
+  r.state = j.value("state", 0);
+  r.created_ns = j.value("created_ns", int64_t{0});
+  r.started_ns = j.value("started_ns", int64_t{0});
+  r.finished_ns = j.value("finished_ns", int64_t{0});
+  r.exit_code = j.value("exit_code", 0);
+  r.reason = j.value("reason", "");
+  r.message = j.value("message", "");
+  r.config = j.value("config", "");
+  r.image_id = j.value("image_id", "");
+  r.image_name = j.value("image_name", "");
+  r.image_ref = j.value("image_ref", "");
+  r.chain_ids = j.value("chain_ids", std::vector<std::string>{});
+  r.layers_acquired = j.value("layers_acquired", false);
+  r.dir = j.value("dir", "");
+  r.data_dir = j.value("data_dir", "");
+  r.rootfs_mounted = j.value("rootfs_mounted", false);
+  r.monitor_created = j.value("monitor_created", false);
+  r.log_path = j.value("log_path", "");
+  r.stop_signal = j.value("stop_signal", "SIGTERM");
+  r.cgroup_path = j.value("cgroup_path", "");
+  r.pid = j.value("pid", 0);
+}
+
+template <typename Record>
+absl::StatusOr<Record> ParseRecord(const std::string& data, const std::string& id) {
+  json j = json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(absl::StrCat("the record of ", id, " is not JSON"));
+  }
+  try {
+    return j.get<Record>();
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("the record of ", id, ": ", e.what()));
+  }
+}
+
+// The exit the monitor recorded, if the container has exited.
+struct ExitRecord {
+  int exit_code = 0;
+  int64_t finished_ns = 0;
+  bool oom_killed = false;
+  int signal = 0;
+};
+
+std::optional<ExitRecord> ReadExit(const std::string& dir) {
+  absl::StatusOr<std::string> text = ReadFile(dir + "/exit", 4096);
+  if (!text.ok()) return std::nullopt;
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  ExitRecord e;
+  e.exit_code = j.value("exit_code", 0);
+  e.finished_ns = j.value("finished_ns", int64_t{0});
+  e.oom_killed = j.value("oom_killed", false);
+  e.signal = j.value("signal", 0);
+  return e;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool IsMountPoint(const std::string& path) {
+  struct stat self, parent;
+  if (::stat(path.c_str(), &self) != 0) return false;
+  if (::stat((path + "/..").c_str(), &parent) != 0) return false;
+  if (self.st_dev != parent.st_dev) return true;
+  // An overlay or a bind of a directory on the same device: look in mountinfo.
+  absl::StatusOr<std::string> info = ReadFile("/proc/self/mountinfo", 64 << 20);
+  if (!info.ok()) return false;
+  std::string needle = absl::StrCat(" ", path, " ");
+  return absl::StrContains(*info, needle);
+}
+
+absl::Status Unmount(const std::string& path) {
+  for (int i = 0; i < 8 && IsMountPoint(path); ++i) {
+    if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      return LastErrnoError("unmount " + path);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveTree(const std::string& path) {
+  if (path.empty() || path == "/") return absl::OkStatus();
+  std::string parent = path.substr(0, path.find_last_of('/'));
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  UniqueFd dir(::open(parent.empty() ? "/" : parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return LastErrnoError("open " + parent);
+  }
+  return RemoveTreeAt(dir.get(), name);
+}
+
+bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels,
+                   const google::protobuf::Map<std::string, std::string>& selector) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+int SignalNumber(const std::string& name) {
+  absl::StatusOr<int> sig = runtime::ParseSignal(name);
+  return sig.ok() ? *sig : SIGTERM;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+PodManager::PodManager(PodManagerOptions options, CriStore* store, images::ImageStore* images,
+                       network::NetworkManager* network)
+    : options_(std::move(options)), store_(store), images_(images), network_(network) {}
+
+absl::StatusOr<std::unique_ptr<PodManager>> PodManager::Create(PodManagerOptions options,
+                                                               CriStore* store,
+                                                               images::ImageStore* images,
+                                                               network::NetworkManager* network) {
+  for (const std::string& dir :
+       {options.state + "/pods", options.state + "/runtime", options.root + "/containers"}) {
+    RETURN_IF_ERROR(MkdirAll(dir, 0711));
+  }
+  return std::unique_ptr<PodManager>(new PodManager(std::move(options), store, images, network));
+}
+
+std::mutex& PodManager::PodLock(const std::string& pod_id) {
+  std::lock_guard<std::mutex> lock(locks_mu_);
+  std::unique_ptr<std::mutex>& m = pod_locks_[pod_id];
+  if (!m) m = std::make_unique<std::mutex>();
+  return *m;
+}
+
+namespace {
+
+// Pod helpers that need no PodManager state.
+
+absl::Status SavePod(CriStore* store, const PodRecord& r, const v1::PodSandboxConfig& config) {
+  PodRow row;
+  row.id = r.id;
+  row.name = config.metadata().name();
+  row.namespace_ = config.metadata().namespace_();
+  row.uid = config.metadata().uid();
+  row.attempt = config.metadata().attempt();
+  row.state = r.state;
+  row.created_ns = r.created_ns;
+  row.data = json(r).dump();
+  return store->PutPod(row);
+}
+
+absl::Status SaveContainer(CriStore* store, const ContainerRecord& r,
+                           const v1::ContainerConfig& config) {
+  ContainerRow row;
+  row.id = r.id;
+  row.pod_id = r.pod_id;
+  row.name = config.metadata().name();
+  row.attempt = config.metadata().attempt();
+  row.state = r.state;
+  row.created_ns = r.created_ns;
+  row.data = json(r).dump();
+  return store->PutContainer(row);
+}
+
+struct LoadedPod {
+  PodRecord record;
+  v1::PodSandboxConfig config;
+};
+
+struct LoadedContainer {
+  ContainerRecord record;
+  v1::ContainerConfig config;
+};
+
+absl::StatusOr<LoadedPod> LoadPodRow(const PodRow& row) {
+  LoadedPod p;
+  ASSIGN_OR_RETURN(p.record, ParseRecord<PodRecord>(row.data, row.id));
+  RETURN_IF_ERROR(Decode(p.record.config, &p.config, "pod config"));
+  return p;
+}
+
+absl::StatusOr<LoadedContainer> LoadContainerRow(const ContainerRow& row) {
+  LoadedContainer c;
+  ASSIGN_OR_RETURN(c.record, ParseRecord<ContainerRecord>(row.data, row.id));
+  RETURN_IF_ERROR(Decode(c.record.config, &c.config, "container config"));
+  return c;
+}
+
+// Resolves a full id or a unique prefix.
+absl::StatusOr<std::string> ResolvePodId(CriStore* store, const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("pod sandbox id is empty");
+  ASSIGN_OR_RETURN(std::vector<std::string> ids, store->FindPodIds(id));
+  if (ids.empty()) return absl::NotFoundError(absl::StrCat("pod sandbox ", id, " not found"));
+  if (std::find(ids.begin(), ids.end(), id) != ids.end()) return id;
+  if (ids.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("pod sandbox id ", id, " is ambiguous"));
+  }
+  return ids.front();
+}
+
+absl::StatusOr<std::string> ResolveContainerId(CriStore* store, const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("container id is empty");
+  ASSIGN_OR_RETURN(std::vector<std::string> ids, store->FindContainerIds(id));
+  if (ids.empty()) return absl::NotFoundError(absl::StrCat("container ", id, " not found"));
+  if (std::find(ids.begin(), ids.end(), id) != ids.end()) return id;
+  if (ids.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("container id ", id, " is ambiguous"));
+  }
+  return ids.front();
+}
+
+absl::StatusOr<LoadedPod> GetPod(CriStore* store, const std::string& id) {
+  ASSIGN_OR_RETURN(std::optional<PodRow> row, store->GetPod(id));
+  if (!row) return absl::NotFoundError(absl::StrCat("pod sandbox ", id, " not found"));
+  return LoadPodRow(*row);
+}
+
+absl::StatusOr<LoadedContainer> GetContainer(CriStore* store, const std::string& id) {
+  ASSIGN_OR_RETURN(std::optional<ContainerRow> row, store->GetContainer(id));
+  if (!row) return absl::NotFoundError(absl::StrCat("container ", id, " not found"));
+  return LoadContainerRow(*row);
+}
+
+// Undoes everything a pod record names, in reverse order of RunPodSandbox. Idempotent; each
+// step that succeeded is cleared from the record (and saved) so a retry skips it.
+absl::Status UndoPod(CriStore* store, network::NetworkManager* network, LoadedPod& pod,
+                     bool remove_dir) {
+  PodRecord& r = pod.record;
+  std::vector<std::string> errors;
+  auto step = [&](absl::Status st, absl::string_view what) {
+    if (!st.ok()) errors.push_back(absl::StrCat(what, ": ", st.message()));
+    return st.ok();
+  };
+  if (r.monitor_started && step(StopMonitor(r.dir, r.monitor), "stop the monitor")) {
+    r.monitor_started = false;
+  }
+  if (r.network_attached && step(network->TearDown(r.id), "CNI DEL")) {
+    r.network_attached = false;
+    r.ips.clear();
+  }
+  if (remove_dir) {
+    if (r.shm_mounted && step(Unmount(r.shm), "unmount the pod's /dev/shm")) {
+      r.shm_mounted = false;
+    }
+    for (std::string* pin : {&r.net_pin, &r.ipc_pin, &r.uts_pin}) {
+      if (!pin->empty() && step(network::RemovePinnedNamespace(*pin), "remove a namespace pin")) {
+        pin->clear();
+      }
+    }
+    if (r.cgroup_created) {
+      absl::StatusOr<std::unique_ptr<cgroups::Manager>> manager = cgroups::NewManager();
+      if (step(manager.status(), "cgroups")) {
+        absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = (*manager)->Load(r.cgroup_parent);
+        if (cg.ok()) {
+          if (step((*cg)->Remove(absl::Seconds(10)), "remove the pod cgroup")) {
+            r.cgroup_created = false;
+          }
+        } else if (absl::IsNotFound(cg.status())) {
+          r.cgroup_created = false;
+        } else {
+          step(cg.status(), "the pod cgroup");
+        }
+      }
+    }
+    if (errors.empty() && step(RemoveTree(r.dir), "remove the pod dir")) r.dir.clear();
+  }
+  if (!errors.empty()) {
+    (void)SavePod(store, r, pod.config);
+    return absl::InternalError(absl::StrJoin(errors, "; "));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- Sandboxes ------------------------------------------------------------------------------
+
+absl::StatusOr<std::string> PodManager::RunPodSandbox(const v1::PodSandboxConfig& config,
+                                                      const std::string& runtime_handler) {
+  const v1::PodSandboxMetadata& md = config.metadata();
+  if (md.name().empty() || md.namespace_().empty() || md.uid().empty()) {
+    return absl::InvalidArgumentError("pod sandbox metadata needs a name, namespace and uid");
+  }
+  if (options_.handlers.count(runtime_handler) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown runtime handler \"", runtime_handler, "\""));
+  }
+  const v1::NamespaceOption& ns = config.linux().security_context().namespace_options();
+  const bool host_network = ns.network() == v1::NODE;
+  const bool host_ipc = ns.ipc() == v1::NODE;
+  if (ns.pid() == v1::TARGET) {
+    return absl::InvalidArgumentError("a pod's pid namespace cannot be TARGET");
+  }
+  std::string hostname = config.hostname();
+  if (!host_network) {
+    if (hostname.empty()) hostname = md.name().substr(0, network::kMaxHostnameLength);
+    RETURN_IF_ERROR(Annotate(network::ValidateHostname(hostname), "hostname"));
+  }
+
+  ASSIGN_OR_RETURN(std::string id, RandomId());
+  std::lock_guard<std::mutex> lock(PodLock(id));
+  LoadedPod pod;
+  pod.config = config;
+  PodRecord& r = pod.record;
+  r.id = id;
+  r.created_ns = NowNs();
+  r.config = Encode(config);
+  r.handler = runtime_handler;
+  r.dir = absl::StrCat(options_.state, "/pods/", id);
+  if (!host_network) r.net_pin = r.dir + "/netns";
+  if (!host_network) r.uts_pin = r.dir + "/utsns";
+  if (!host_ipc) r.ipc_pin = r.dir + "/ipcns";
+  if (!host_ipc) r.shm = r.dir + "/shm";
+  std::string parent = config.linux().cgroup_parent();
+  if (parent.empty()) parent = absl::StrCat("berth/", id);
+  ASSIGN_OR_RETURN(r.cgroup_parent, cgroups::CleanCgroupPath(parent));
+  // Recorded before anything exists; every later step records itself before it acts.
+  RETURN_IF_ERROR(SavePod(store_, r, config));
+
+  std::string failed_step;
+  auto fail = [&](absl::string_view step, const absl::Status& st) -> absl::Status {
+    absl::Status undo = UndoPod(store_, network_, pod, true);
+    if (undo.ok()) {
+      (void)store_->DeletePod(id);
+    } else {
+      log::Warn("a failed pod could not be fully undone; it is kept for a retry",
+                {{"pod", id}, {"error", std::string(undo.message())}});
+    }
+    return absl::Status(st.code(), absl::StrCat("RunPodSandbox: ", step, ": ", st.message()));
+  };
+
+  if (absl::Status st = MkdirAll(r.dir + "/containers", 0711); !st.ok()) {
+    return fail("pod dir", st);
+  }
+  // Namespaces first: CNI needs the netns, and runs while the rest is set up.
+  std::vector<network::NsPin> pins;
+  if (!r.net_pin.empty()) pins.push_back({network::NsType::kNet, r.net_pin});
+  if (!r.ipc_pin.empty()) pins.push_back({network::NsType::kIpc, r.ipc_pin});
+  if (!r.uts_pin.empty()) pins.push_back({network::NsType::kUts, r.uts_pin});
+  network::NamespaceSetup setup;
+  setup.hostname = host_network ? "" : hostname;
+  for (const auto& [k, v] : config.linux().sysctls()) setup.sysctls.emplace_back(k, v);
+  if (!pins.empty() || !setup.sysctls.empty()) {
+    if (absl::Status st = network::CreatePinnedNamespaces(pins, setup); !st.ok()) {
+      return fail("namespaces", st);
+    }
+  }
+
+  std::future<absl::StatusOr<network::PodNetworkStatus>> cni;
+  network::PodNetworkRequest net;
+  if (!host_network) {
+    net.sandbox_id = id;
+    net.pod_name = md.name();
+    net.pod_namespace = md.namespace_();
+    net.pod_uid = md.uid();
+    net.netns_path = r.net_pin;
+    for (const v1::PortMapping& pm : config.port_mappings()) {
+      network::PortMapping m;
+      m.protocol = pm.protocol() == v1::UDP ? "udp" : pm.protocol() == v1::SCTP ? "sctp" : "tcp";
+      m.container_port = pm.container_port();
+      m.host_port = pm.host_port();
+      m.host_ip = pm.host_ip();
+      net.port_mappings.push_back(m);
+    }
+    for (const auto& [k, v] : config.annotations()) net.annotations[k] = v;
+    for (const std::string& s : config.dns_config().servers()) net.dns.servers.push_back(s);
+    for (const std::string& s : config.dns_config().searches()) net.dns.searches.push_back(s);
+    for (const std::string& s : config.dns_config().options()) net.dns.options.push_back(s);
+    net.cgroup_parent = r.cgroup_parent;
+    r.network_attached = true;
+    if (absl::Status st = SavePod(store_, r, config); !st.ok()) return fail("record", st);
+    cni = std::async(std::launch::async, [this, &net] { return network_->SetUp(net); });
+  }
+  // Waits for CNI before any failure return below undoes the pod.
+  auto cni_result = [&]() -> absl::StatusOr<network::PodNetworkStatus> {
+    if (!cni.valid()) return network::PodNetworkStatus{};
+    return cni.get();
+  };
+  auto fail_after_cni = [&](absl::string_view step, const absl::Status& st) {
+    if (cni.valid()) (void)cni.get();
+    return fail(step, st);
+  };
+
+  // The pod cgroup: the kubelet's parent is used as it is; a missing one is created (and
+  // removed with the pod).
+  {
+    absl::StatusOr<std::unique_ptr<cgroups::Manager>> manager = cgroups::NewManager();
+    if (!manager.ok()) return fail_after_cni("cgroups", manager.status());
+    absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = (*manager)->Load(r.cgroup_parent);
+    if (!cg.ok() && absl::IsNotFound(cg.status())) {
+      r.cgroup_created = true;
+      if (absl::Status st = SavePod(store_, r, config); !st.ok()) {
+        return fail_after_cni("record", st);
+      }
+      cg = (*manager)->Create(r.cgroup_parent, cgroups::Resources{});
+    }
+    if (!cg.ok()) return fail_after_cni("pod cgroup " + r.cgroup_parent, cg.status());
+  }
+
+  network::PodFilesSpec files;
+  files.hostname = hostname;
+  files.host_network = host_network;
+  for (const std::string& s : config.dns_config().servers()) files.dns.servers.push_back(s);
+  for (const std::string& s : config.dns_config().searches()) files.dns.searches.push_back(s);
+  for (const std::string& s : config.dns_config().options()) files.dns.options.push_back(s);
+  std::vector<std::string> warnings;
+  if (absl::StatusOr<network::PodFilePaths> written =
+          network::WritePodFiles(r.dir, files, &warnings);
+      !written.ok()) {
+    return fail_after_cni("hostname, hosts and resolv.conf", written.status());
+  }
+  for (const std::string& w : warnings) log::Warn(w, {{"pod", id}});
+
+  if (!r.shm.empty()) {
+    r.shm_mounted = true;
+    if (absl::Status st = SavePod(store_, r, config); !st.ok()) {
+      return fail_after_cni("record", st);
+    }
+    std::string data = absl::StrCat("mode=1777,size=", options_.shm_size);
+    if (::mkdir(r.shm.c_str(), 0755) != 0 && errno != EEXIST) {
+      return fail_after_cni("/dev/shm", LastErrnoError("mkdir " + r.shm));
+    }
+    if (::mount("shm", r.shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, data.c_str()) !=
+        0) {
+      return fail_after_cni("/dev/shm", LastErrnoError("mount a tmpfs on " + r.shm));
+    }
+  }
+
+  r.monitor_started = true;
+  if (absl::Status st = SavePod(store_, r, config); !st.ok()) return fail_after_cni("record", st);
+  MonitorSpawn spawn;
+  spawn.binary = options_.monitor_binary;
+  spawn.pod_dir = r.dir;
+  spawn.runtime_root = options_.state + "/runtime";
+  spawn.pid_holder = ns.pid() == v1::POD;
+  spawn.log_max_line = options_.log_max_line;
+  absl::StatusOr<MonitorProcess> monitor = SpawnMonitor(spawn);
+  if (!monitor.ok()) return fail_after_cni("monitor", monitor.status());
+  r.monitor = *monitor;
+  if (absl::Status st = SavePod(store_, r, config); !st.ok()) return fail_after_cni("record", st);
+
+  absl::StatusOr<network::PodNetworkStatus> attached = cni_result();
+  if (!attached.ok()) return fail("network (CNI ADD)", attached.status());
+  r.ips = attached->ips;
+  if (!host_network) {
+    files.pod_ips = r.ips;
+    if (absl::Status st = network::UpdatePodHosts(r.dir, files); !st.ok()) {
+      return fail("hosts", st);
+    }
+  }
+  r.state = kPodReady;
+  if (absl::Status st = SavePod(store_, r, config); !st.ok()) return fail("record", st);
+  log::Info("pod sandbox running", {{"pod", id},
+                                    {"name", md.name()},
+                                    {"namespace", md.namespace_()},
+                                    {"ips", absl::StrJoin(r.ips, ",")}});
+  return id;
+}
+
+absl::Status PodManager::StopPodSandbox(const std::string& requested) {
+  absl::StatusOr<std::string> id = ResolvePodId(store_, requested);
+  // Stopping a pod that is gone is not an error (the kubelet retries after a restart).
+  if (absl::IsNotFound(id.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(id.status());
+  ASSIGN_OR_RETURN(std::vector<ContainerRow> rows, store_->ListPodContainers(*id));
+  for (const ContainerRow& row : rows) {
+    absl::Status st = StopContainer(row.id, 0);
+    if (!st.ok() && !absl::IsNotFound(st)) {
+      return Annotate(st, absl::StrCat("StopPodSandbox: stop container ", row.id));
+    }
+  }
+  std::lock_guard<std::mutex> lock(PodLock(*id));
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, *id));
+  PodRecord& r = pod.record;
+  if (r.network_attached) {
+    RETURN_IF_ERROR(Annotate(network_->TearDown(r.id), "StopPodSandbox: CNI DEL"));
+    r.network_attached = false;
+  }
+  // The pid namespace holder goes with the containers it served.
+  if (SameProcess(r.monitor.holder_pid, r.monitor.holder_start_time)) {
+    ::kill(r.monitor.holder_pid, SIGKILL);
+  }
+  r.state = kPodNotReady;
+  return SavePod(store_, r, pod.config);
+}
+
+absl::Status PodManager::RemovePodSandbox(const std::string& requested) {
+  absl::StatusOr<std::string> id = ResolvePodId(store_, requested);
+  if (absl::IsNotFound(id.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(id.status());
+  ASSIGN_OR_RETURN(std::vector<ContainerRow> rows, store_->ListPodContainers(*id));
+  for (const ContainerRow& row : rows) {
+    RETURN_IF_ERROR(Annotate(RemoveContainer(row.id),
+                             absl::StrCat("RemovePodSandbox: remove container ", row.id)));
+  }
+  {
+    std::lock_guard<std::mutex> lock(PodLock(*id));
+    ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, *id));
+    RETURN_IF_ERROR(Annotate(UndoPod(store_, network_, pod, true), "RemovePodSandbox"));
+    RETURN_IF_ERROR(store_->DeletePod(*id));
+  }
+  std::lock_guard<std::mutex> lock(locks_mu_);
+  pod_locks_.erase(*id);
+  return absl::OkStatus();
+}
+
+namespace {
+
+v1::PodSandboxState CriPodState(const PodRecord& r) {
+  return r.state == kPodReady ? v1::SANDBOX_READY : v1::SANDBOX_NOTREADY;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::PodSandboxStatusResponse> PodManager::PodSandboxStatus(
+    const std::string& requested, bool verbose) {
+  ASSIGN_OR_RETURN(std::string id, ResolvePodId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, id));
+  const PodRecord& r = pod.record;
+  v1::PodSandboxStatusResponse resp;
+  v1::PodSandboxStatus* s = resp.mutable_status();
+  s->set_id(id);
+  *s->mutable_metadata() = pod.config.metadata();
+  s->set_state(CriPodState(r));
+  s->set_created_at(r.created_ns);
+  if (!r.ips.empty()) {
+    s->mutable_network()->set_ip(r.ips.front());
+    for (size_t i = 1; i < r.ips.size(); ++i) {
+      s->mutable_network()->add_additional_ips()->set_ip(r.ips[i]);
+    }
+  }
+  *s->mutable_linux()->mutable_namespaces()->mutable_options() =
+      pod.config.linux().security_context().namespace_options();
+  s->mutable_labels()->insert(pod.config.labels().begin(), pod.config.labels().end());
+  s->mutable_annotations()->insert(pod.config.annotations().begin(),
+                                   pod.config.annotations().end());
+  s->set_runtime_handler(r.handler);
+  resp.set_timestamp(NowNs());
+  if (verbose) {
+    json info = r;
+    info.erase("config");
+    info["monitor_alive"] = SameProcess(r.monitor.pid, r.monitor.start_time);
+    (*resp.mutable_info())["info"] = info.dump();
+  }
+  return resp;
+}
+
+absl::StatusOr<std::vector<v1::PodSandbox>> PodManager::ListPodSandbox(
+    const v1::PodSandboxFilter* filter) {
+  ASSIGN_OR_RETURN(std::vector<PodRow> rows, store_->ListPods());
+  std::vector<v1::PodSandbox> out;
+  for (const PodRow& row : rows) {
+    if (filter != nullptr && !filter->id().empty() && !absl::StartsWith(row.id, filter->id())) {
+      continue;
+    }
+    absl::StatusOr<LoadedPod> pod = LoadPodRow(row);
+    if (!pod.ok()) {
+      log::Warn("skipping an unreadable pod record",
+                {{"pod", row.id}, {"error", std::string(pod.status().message())}});
+      continue;
+    }
+    if (pod->record.state == kPodCreating) continue;  // not a sandbox yet
+    v1::PodSandboxState state = CriPodState(pod->record);
+    if (filter != nullptr && filter->has_state() && filter->state().state() != state) continue;
+    if (filter != nullptr && !MatchesLabels(pod->config.labels(), filter->label_selector())) {
+      continue;
+    }
+    v1::PodSandbox& p = out.emplace_back();
+    p.set_id(row.id);
+    *p.mutable_metadata() = pod->config.metadata();
+    p.set_state(state);
+    p.set_created_at(pod->record.created_ns);
+    p.mutable_labels()->insert(pod->config.labels().begin(), pod->config.labels().end());
+    p.mutable_annotations()->insert(pod->config.annotations().begin(),
+                                    pod->config.annotations().end());
+    p.set_runtime_handler(pod->record.handler);
+  }
+  return out;
+}
+
+// ---- Containers -----------------------------------------------------------------------------
+
+namespace {
+
+// Undoes what a container record names, in reverse order of CreateContainer. Idempotent.
+absl::Status UndoContainer(images::ImageStore* images, const std::string& pod_dir,
+                           ContainerRecord& r) {
+  if (r.monitor_created) {
+    absl::StatusOr<json> reply = CallMonitor(pod_dir, {{"op", "delete"}, {"id", r.id}});
+    if (!reply.ok() && !absl::IsNotFound(reply.status()) && !absl::IsUnavailable(reply.status())) {
+      return Annotate(reply.status(), "delete the container in its monitor");
+    }
+    r.monitor_created = false;
+  }
+  if (r.rootfs_mounted) {
+    RETURN_IF_ERROR(Unmount(r.dir + "/rootfs"));
+    r.rootfs_mounted = false;
+  }
+  if (r.layers_acquired) {
+    std::vector<Digest> chain;
+    for (const std::string& c : r.chain_ids) {
+      absl::StatusOr<Digest> d = Digest::Parse(c);
+      if (d.ok()) chain.push_back(*d);
+    }
+    RETURN_IF_ERROR(images->ReleaseLayers(chain));
+    r.layers_acquired = false;
+  }
+  RETURN_IF_ERROR(RemoveTree(r.dir));
+  RETURN_IF_ERROR(RemoveTree(r.data_dir));
+  return absl::OkStatus();
+}
+
+// The current state of a container: the record, completed by the monitor's exit record.
+void Refresh(ContainerRecord& r) {
+  if (r.state != kCtrRunning && r.state != kCtrCreated) return;
+  std::optional<ExitRecord> e = ReadExit(r.dir);
+  if (!e) return;
+  r.state = kCtrExited;
+  r.exit_code = e->exit_code;
+  r.finished_ns = e->finished_ns;
+  if (e->oom_killed) {
+    r.reason = "OOMKilled";
+  } else {
+    r.reason = e->exit_code == 0 ? "Completed" : "Error";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& requested_pod,
+                                                        const v1::ContainerConfig& config,
+                                                        const v1::PodSandboxConfig& sandbox) {
+  if (config.metadata().name().empty()) {
+    return absl::InvalidArgumentError("container metadata needs a name");
+  }
+  ASSIGN_OR_RETURN(std::string pod_id, ResolvePodId(store_, requested_pod));
+  std::lock_guard<std::mutex> lock(PodLock(pod_id));
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, pod_id));
+  if (pod.record.state != kPodReady) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pod sandbox ", pod_id, " is not ready: cannot create containers in it"));
+  }
+  const std::string image_name = config.image().image();
+  if (image_name.empty()) return absl::InvalidArgumentError("container image is empty");
+  ASSIGN_OR_RETURN(images::ImageRecord image, images_->Resolve(image_name));
+  ASSIGN_OR_RETURN(ImageConfig image_config, ParseImageConfig(image.config_json));
+
+  ASSIGN_OR_RETURN(std::string id, RandomId());
+  ContainerRecord r;
+  r.id = id;
+  r.pod_id = pod_id;
+  r.created_ns = NowNs();
+  r.config = Encode(config);
+  r.image_id = image.id.ToString();
+  r.image_name = image_name;
+  r.image_ref = image.repo_digests.empty() ? image.id.ToString() : image.repo_digests.front();
+  for (const Digest& d : image.chain_ids) r.chain_ids.push_back(d.ToString());
+  r.dir = absl::StrCat(pod.record.dir, "/containers/", id);
+  r.data_dir = absl::StrCat(options_.root, "/containers/", id);
+  if (!sandbox.log_directory().empty() && !config.log_path().empty()) {
+    r.log_path = absl::StrCat(sandbox.log_directory(), "/", config.log_path());
+  }
+  r.cgroup_path = absl::StrCat(pod.record.cgroup_parent, "/", id);
+  RETURN_IF_ERROR(SaveContainer(store_, r, config));
+
+  auto fail = [&](absl::string_view step, const absl::Status& st) -> absl::Status {
+    absl::Status undo = UndoContainer(images_, pod.record.dir, r);
+    if (undo.ok()) {
+      (void)store_->DeleteContainer(id);
+    } else {
+      (void)SaveContainer(store_, r, config);
+      log::Warn("a failed container could not be fully undone; it is kept for a retry",
+                {{"container", id}, {"error", std::string(undo.message())}});
+    }
+    return absl::Status(st.code(), absl::StrCat("CreateContainer: ", step, ": ", st.message()));
+  };
+
+  for (const std::string& d :
+       {r.dir + "/rootfs", r.data_dir + "/upper", r.data_dir + "/work", r.data_dir + "/volumes"}) {
+    if (absl::Status st = MkdirAll(d, 0755); !st.ok()) return fail("directories", st);
+  }
+  if (!r.log_path.empty()) {
+    std::string log_dir = r.log_path.substr(0, r.log_path.find_last_of('/'));
+    if (absl::Status st = MkdirAll(log_dir, 0755); !st.ok()) return fail("log directory", st);
+  }
+  r.layers_acquired = true;
+  if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
+  if (absl::Status st = images_->AcquireLayers(image.chain_ids); !st.ok()) {
+    r.layers_acquired = false;
+    return fail("image layers", st);
+  }
+  // overlayfs: the image's layers (top first) under a per-container upper dir.
+  std::vector<std::string> lower = images_->LayerPaths(image);
+  if (lower.empty()) lower.push_back(r.data_dir + "/volumes");  // an image without layers
+  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower, ":"), ",upperdir=", r.data_dir,
+                                  "/upper,workdir=", r.data_dir, "/work");
+  r.rootfs_mounted = true;
+  if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
+  if (::mount("overlay", (r.dir + "/rootfs").c_str(), "overlay", 0, data.c_str()) != 0) {
+    return fail("rootfs", LastErrnoError("mount the overlay rootfs"));
+  }
+
+  SpecInputs in;
+  in.container = &config;
+  in.sandbox = &pod.config;  // as recorded: what the pod was made with
+  in.image = image_config;
+  in.image_name = image_name;
+  in.container_id = id;
+  in.sandbox_id = pod_id;
+  in.rootfs = r.dir + "/rootfs";
+  in.pod_dir = pod.record.dir;
+  in.shm_path = pod.record.shm;
+  in.netns_path = pod.record.net_pin;
+  in.ipc_ns_path = pod.record.ipc_pin;
+  in.uts_ns_path = pod.record.uts_pin;
+  const v1::NamespaceOption& cns = config.linux().security_context().namespace_options();
+  if (cns.pid() == v1::POD) {
+    if (!SameProcess(pod.record.monitor.holder_pid, pod.record.monitor.holder_start_time)) {
+      return fail("pid namespace",
+                  absl::FailedPreconditionError("the pod's shared pid namespace is gone"));
+    }
+    in.pod_pid_ns_path = absl::StrCat("/proc/", pod.record.monitor.holder_pid, "/ns/pid");
+  } else if (cns.pid() == v1::TARGET) {
+    absl::StatusOr<LoadedContainer> target = GetContainer(store_, cns.target_id());
+    if (!target.ok() || target->record.pod_id != pod_id || target->record.pid <= 0) {
+      return fail("pid namespace", absl::NotFoundError(absl::StrCat(
+                                       "target container ", cns.target_id(), " is not running")));
+    }
+    in.target_pid_ns_path = absl::StrCat("/proc/", target->record.pid, "/ns/pid");
+  }
+  // Absolute: runc reads a relative cgroupsPath as relative to its own cgroup.
+  in.cgroups_path = "/" + r.cgroup_path;
+  in.volumes_dir = r.data_dir + "/volumes";
+  absl::StatusOr<cgroups::Mode> mode = cgroups::DetectMode();
+  in.cgroup_v2 = mode.ok() && *mode == cgroups::Mode::kUnified;
+  absl::StatusOr<BuiltSpec> built = BuildSpec(in);
+  if (!built.ok()) return fail("OCI spec", built.status());
+  for (const std::string& w : built->warnings) log::Warn(w, {{"container", id}});
+  r.stop_signal = built->stop_signal;
+  if (absl::Status st = WriteFileAtomic(r.dir + "/config.json", built->spec.dump(2), 0644, false);
+      !st.ok()) {
+    return fail("config.json", st);
+  }
+
+  const RuntimeHandler& handler = options_.handlers.at(pod.record.handler);
+  json request = {{"op", "create"},          {"id", id},
+                  {"bundle", r.dir},         {"dir", r.dir},
+                  {"log_path", r.log_path},  {"tty", config.tty()},
+                  {"stdin", config.stdin()}, {"stdin_once", config.stdin_once()}};
+  if (!handler.binary.empty()) {
+    request["runtime"] = handler.binary;
+    request["runtime_root"] = handler.root;
+  }
+  r.monitor_created = true;
+  if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
+  absl::StatusOr<json> reply = CallMonitor(pod.record.dir, request, absl::Minutes(4));
+  if (!reply.ok()) return fail("create", reply.status());
+  r.pid = reply->value("pid", 0);
+  r.state = kCtrCreated;
+  if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
+  return id;
+}
+
+absl::Status PodManager::StartContainer(const std::string& requested) {
+  ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  ASSIGN_OR_RETURN(c, GetContainer(store_, id));
+  if (c.record.state != kCtrCreated) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", id, " is not in the created state"));
+  }
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
+  absl::StatusOr<json> reply = CallMonitor(pod.record.dir, {{"op", "start"}, {"id", id}});
+  if (!reply.ok()) {
+    // A container that failed to start is exited with the error as its message.
+    c.record.state = kCtrExited;
+    c.record.exit_code = 128;
+    c.record.reason = "StartError";
+    c.record.message = std::string(reply.status().message());
+    c.record.finished_ns = NowNs();
+    (void)SaveContainer(store_, c.record, c.config);
+    return Annotate(reply.status(), "StartContainer");
+  }
+  c.record.state = kCtrRunning;
+  c.record.started_ns = reply->value("started_ns", NowNs());
+  return SaveContainer(store_, c.record, c.config);
+}
+
+absl::Status PodManager::StopContainer(const std::string& requested, int64_t timeout_seconds) {
+  ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  Refresh(c.record);
+  if (c.record.state == kCtrExited || c.record.state == kCtrCreating) return absl::OkStatus();
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
+  // Not under the pod lock: a stop waits for the grace period, and other calls for the pod
+  // (status, exec, other containers) must go on meanwhile. The monitor serialises the rest.
+  json request = {{"op", "stop"},
+                  {"id", id},
+                  {"signal", SignalNumber(c.record.stop_signal)},
+                  {"timeout_ms", std::max<int64_t>(timeout_seconds, 0) * 1000}};
+  absl::StatusOr<json> reply = CallMonitor(
+      pod.record.dir, request, absl::Seconds(std::max<int64_t>(timeout_seconds, 0) + 60));
+  if (!reply.ok()) {
+    if (absl::IsUnavailable(reply.status()) && ReadExit(c.record.dir)) return absl::OkStatus();
+    return Annotate(reply.status(), "StopContainer");
+  }
+  // A created container that never ran has no exit record from an exec'd process: it is
+  // recorded as exited here.
+  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  ASSIGN_OR_RETURN(c, GetContainer(store_, id));
+  Refresh(c.record);
+  if (c.record.state == kCtrCreated) {
+    c.record.state = kCtrExited;
+    c.record.finished_ns = NowNs();
+    c.record.exit_code = 137;
+    c.record.reason = "Error";
+  }
+  return SaveContainer(store_, c.record, c.config);
+}
+
+absl::Status PodManager::RemoveContainer(const std::string& requested) {
+  absl::StatusOr<std::string> resolved = ResolveContainerId(store_, requested);
+  if (absl::IsNotFound(resolved.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(resolved.status());
+  const std::string id = *resolved;
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  Refresh(c.record);
+  if (c.record.state == kCtrRunning || c.record.state == kCtrCreated) {
+    RETURN_IF_ERROR(StopContainer(id, 0));
+  }
+  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  absl::StatusOr<LoadedContainer> again = GetContainer(store_, id);
+  if (absl::IsNotFound(again.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(again.status());
+  c = *std::move(again);
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
+  absl::Status st = UndoContainer(images_, pod.record.dir, c.record);
+  if (!st.ok()) {
+    (void)SaveContainer(store_, c.record, c.config);
+    return Annotate(st, "RemoveContainer");
+  }
+  return store_->DeleteContainer(id);
+}
+
+absl::StatusOr<v1::ContainerStatusResponse> PodManager::ContainerStatus(
+    const std::string& requested, bool verbose) {
+  ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  ContainerRecord& r = c.record;
+  Refresh(r);
+  v1::ContainerStatusResponse resp;
+  v1::ContainerStatus* s = resp.mutable_status();
+  s->set_id(id);
+  *s->mutable_metadata() = c.config.metadata();
+  switch (r.state) {
+    case kCtrCreated: s->set_state(v1::CONTAINER_CREATED); break;
+    case kCtrRunning: s->set_state(v1::CONTAINER_RUNNING); break;
+    case kCtrExited: s->set_state(v1::CONTAINER_EXITED); break;
+    default: s->set_state(v1::CONTAINER_UNKNOWN);
+  }
+  s->set_created_at(r.created_ns);
+  s->set_started_at(r.started_ns);
+  s->set_finished_at(r.finished_ns);
+  s->set_exit_code(r.exit_code);
+  *s->mutable_image() = c.config.image();
+  s->mutable_image()->set_image(r.image_name);
+  s->set_image_ref(r.image_ref);
+  s->set_image_id(r.image_id);
+  s->set_reason(r.reason);
+  s->set_message(r.message);
+  s->mutable_labels()->insert(c.config.labels().begin(), c.config.labels().end());
+  s->mutable_annotations()->insert(c.config.annotations().begin(), c.config.annotations().end());
+  for (const v1::Mount& m : c.config.mounts()) *s->add_mounts() = m;
+  s->set_log_path(r.log_path);
+  if (c.config.has_linux() && c.config.linux().has_resources()) {
+    *s->mutable_resources()->mutable_linux() = c.config.linux().resources();
+  }
+  if (verbose) {
+    json info = r;
+    info.erase("config");
+    (*resp.mutable_info())["info"] = info.dump();
+  }
+  return resp;
+}
+
+absl::StatusOr<std::vector<v1::Container>> PodManager::ListContainers(
+    const v1::ContainerFilter* filter) {
+  ASSIGN_OR_RETURN(std::vector<ContainerRow> rows, store_->ListContainers());
+  std::vector<v1::Container> out;
+  for (const ContainerRow& row : rows) {
+    if (filter != nullptr && !filter->id().empty() && !absl::StartsWith(row.id, filter->id())) {
+      continue;
+    }
+    if (filter != nullptr && !filter->pod_sandbox_id().empty() &&
+        !absl::StartsWith(row.pod_id, filter->pod_sandbox_id())) {
+      continue;
+    }
+    absl::StatusOr<LoadedContainer> c = LoadContainerRow(row);
+    if (!c.ok()) {
+      log::Warn("skipping an unreadable container record",
+                {{"container", row.id}, {"error", std::string(c.status().message())}});
+      continue;
+    }
+    if (c->record.state == kCtrCreating) continue;
+    Refresh(c->record);
+    v1::ContainerState state = c->record.state == kCtrCreated   ? v1::CONTAINER_CREATED
+                               : c->record.state == kCtrRunning ? v1::CONTAINER_RUNNING
+                                                                : v1::CONTAINER_EXITED;
+    if (filter != nullptr && filter->has_state() && filter->state().state() != state) continue;
+    if (filter != nullptr && !MatchesLabels(c->config.labels(), filter->label_selector())) {
+      continue;
+    }
+    v1::Container& o = out.emplace_back();
+    o.set_id(row.id);
+    o.set_pod_sandbox_id(row.pod_id);
+    *o.mutable_metadata() = c->config.metadata();
+    *o.mutable_image() = c->config.image();
+    o.set_image_ref(c->record.image_ref);
+    o.set_image_id(c->record.image_id);
+    o.set_state(state);
+    o.set_created_at(c->record.created_ns);
+    o.mutable_labels()->insert(c->config.labels().begin(), c->config.labels().end());
+    o.mutable_annotations()->insert(c->config.annotations().begin(), c->config.annotations().end());
+  }
+  return out;
+}
+
+absl::Status PodManager::ReopenContainerLog(const std::string& requested) {
+  ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  Refresh(c.record);
+  if (c.record.state != kCtrRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
+  }
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
+  return CallMonitor(pod.record.dir, {{"op", "reopen_log"}, {"id", id}}).status();
+}
+
+namespace {
+
+// Reads both pipes until EOF or the deadline; output beyond `cap` per stream is dropped.
+void Collect(int out_fd, int err_fd, size_t cap, absl::Time deadline, std::string* out,
+             std::string* err, bool* timed_out) {
+  struct pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  std::string* sinks[2] = {out, err};
+  int open = 2;
+  while (open > 0) {
+    int ms = -1;
+    if (deadline != absl::InfiniteFuture()) {
+      int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (left <= 0) {
+        *timed_out = true;
+        return;
+      }
+      ms = static_cast<int>(std::min<int64_t>(left, 1 << 30));
+    }
+    int n = ::poll(fds, 2, ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[65536];
+      ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        fds[i].fd = -1;
+        --open;
+        continue;
+      }
+      size_t room = cap > sinks[i]->size() ? cap - sinks[i]->size() : 0;
+      sinks[i]->append(buf, std::min(room, static_cast<size_t>(r)));
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested,
+                                                    const std::vector<std::string>& cmd,
+                                                    absl::Duration timeout) {
+  if (cmd.empty()) return absl::InvalidArgumentError("ExecSync: cmd is empty");
+  ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  Refresh(c.record);
+  if (c.record.state != kCtrRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
+  }
+  ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
+  const RuntimeHandler& handler = options_.handlers.at(pod.record.handler);
+  // The OCI runtime's own exec: the process joins every namespace and the cgroup of the
+  // container and gets its security settings (runc exec / berth-oci exec).
+  std::string binary = handler.binary.empty() ? options_.oci_binary : handler.binary;
+  std::string root = handler.binary.empty() ? options_.state + "/runtime" : handler.root;
+  ASSIGN_OR_RETURN(std::string nonce, RandomId());
+  std::string pid_file = absl::StrCat(c.record.dir, "/exec-", nonce.substr(0, 16), ".pid");
+  std::vector<std::string> args = {binary, "--root", root, "exec", "--pid-file", pid_file, id};
+  args.insert(args.end(), cmd.begin(), cmd.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return LastErrnoError("pipe");
+  UniqueFd out_r(out[0]), out_w(out[1]);
+  if (::pipe2(err, O_CLOEXEC) != 0) return LastErrnoError("pipe");
+  UniqueFd err_r(err[0]), err_w(err[1]);
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null) return LastErrnoError("open /dev/null");
+  pid_t pid = ::fork();
+  if (pid < 0) return LastErrnoError("fork");
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::dup2(null.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) {
+      ::_exit(127);
+    }
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  out_w.reset();
+  err_w.reset();
+  absl::Cleanup remove_pid_file = [&pid_file] { ::unlink(pid_file.c_str()); };
+  ExecSyncResult result;
+  bool timed_out = false;
+  absl::Time deadline =
+      timeout > absl::ZeroDuration() ? absl::Now() + timeout : absl::InfiniteFuture();
+  Collect(out_r.get(), err_r.get(), options_.exec_sync_max_output, deadline, &result.stdout_data,
+          &result.stderr_data, &timed_out);
+  if (timed_out) {
+    // The exec'd process goes first (it is not the runtime's child once detached), then the
+    // runtime that waits for it.
+    absl::StatusOr<std::string> text = ReadFile(pid_file, 64);
+    int target = 0;
+    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &target) && target > 0) {
+      ::kill(target, SIGKILL);
+    }
+    ::kill(pid, SIGKILL);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return absl::DeadlineExceededError(absl::StrCat("ExecSync: command ", absl::StrJoin(cmd, " "),
+                                                    " timed out after ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  return result;
+}
+
+// ---- Recovery -------------------------------------------------------------------------------
+
+absl::Status PodManager::Recover() {
+  ASSIGN_OR_RETURN(std::vector<ContainerRow> containers, store_->ListContainers());
+  for (const ContainerRow& row : containers) {
+    absl::StatusOr<LoadedContainer> c = LoadContainerRow(row);
+    if (!c.ok()) {
+      log::Warn("unreadable container record", {{"container", row.id}});
+      continue;
+    }
+    ContainerRecord& r = c->record;
+    if (r.state == kCtrCreating) {
+      // Half-created when berthd stopped: undone.
+      absl::StatusOr<LoadedPod> pod = GetPod(store_, r.pod_id);
+      std::string pod_dir = pod.ok() ? pod->record.dir : "";
+      absl::Status st = UndoContainer(images_, pod_dir, r);
+      if (st.ok()) st = store_->DeleteContainer(r.id);
+      if (!st.ok()) {
+        (void)SaveContainer(store_, r, c->config);
+        log::Warn("could not undo a half-created container",
+                  {{"container", r.id}, {"error", std::string(st.message())}});
+      } else {
+        log::Info("undid a half-created container", {{"container", r.id}});
+      }
+      continue;
+    }
+    Refresh(r);
+    if ((r.state == kCtrRunning || r.state == kCtrCreated) && !Exists(r.dir)) {
+      // The run dir is gone (a reboot): the container cannot be running.
+      r.state = kCtrExited;
+      r.exit_code = 255;
+      r.reason = "Unknown";
+      r.message = "the node restarted";
+    }
+    (void)SaveContainer(store_, r, c->config);
+  }
+  ASSIGN_OR_RETURN(std::vector<PodRow> pods, store_->ListPods());
+  for (const PodRow& row : pods) {
+    absl::StatusOr<LoadedPod> pod = LoadPodRow(row);
+    if (!pod.ok()) continue;
+    PodRecord& r = pod->record;
+    if (r.state == kPodCreating) {
+      absl::Status st = UndoPod(store_, network_, *pod, true);
+      if (st.ok()) st = store_->DeletePod(r.id);
+      if (!st.ok()) {
+        log::Warn("could not undo a half-created pod",
+                  {{"pod", r.id}, {"error", std::string(st.message())}});
+      } else {
+        log::Info("undid a half-created pod", {{"pod", r.id}});
+      }
+      continue;
+    }
+    if (r.state == kPodReady && !SameProcess(r.monitor.pid, r.monitor.start_time)) {
+      log::Warn("the pod's monitor is gone; the pod is not ready", {{"pod", r.id}});
+      r.state = kPodNotReady;
+      (void)SavePod(store_, r, pod->config);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace berth::cri
