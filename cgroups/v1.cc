@@ -9,6 +9,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -36,8 +37,10 @@ std::string DeviceNumber(int64_t n) {
 class V1Cgroup final : public Cgroup {
  public:
   // `dirs`: controller -> this cgroup's directory in that controller's hierarchy.
-  V1Cgroup(std::string path, std::map<std::string, std::string> dirs)
-      : path_(std::move(path)), dirs_(std::move(dirs)) {}
+  // `also_remove`: directories of this cgroup in other hierarchies (see set_extra_mounts).
+  V1Cgroup(std::string path, std::map<std::string, std::string> dirs,
+           std::vector<std::string> also_remove = {})
+      : path_(std::move(path)), dirs_(std::move(dirs)), also_remove_(std::move(also_remove)) {}
 
   const std::string& path() const override { return path_; }
 
@@ -229,6 +232,10 @@ class V1Cgroup final : public Cgroup {
       if (!done.insert(dir).second) continue;
       RETURN_IF_ERROR(RemoveCgroupDir(dir, deadline));
     }
+    for (const std::string& dir : also_remove_) {
+      struct stat st;
+      if (::stat(dir.c_str(), &st) == 0) RETURN_IF_ERROR(RemoveCgroupDir(dir, deadline));
+    }
     return absl::OkStatus();
   }
 
@@ -372,6 +379,7 @@ class V1Cgroup final : public Cgroup {
 
   std::string path_;
   std::map<std::string, std::string> dirs_;
+  std::vector<std::string> also_remove_;
 };
 
 // Creates `rel` under a cpuset hierarchy root, giving every new level its parent's cpus and
@@ -420,7 +428,29 @@ absl::StatusOr<std::unique_ptr<V1Manager>> V1Manager::FromHost(Mode mode) {
   ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo", 16 << 20));
   std::map<std::string, std::string> mounts = ParseV1Mounts(mountinfo);
   if (mounts.empty()) return absl::FailedPreconditionError("no cgroup v1 hierarchies are mounted");
-  return std::make_unique<V1Manager>(mode, std::move(mounts));
+  auto manager = std::make_unique<V1Manager>(mode, std::move(mounts));
+  // Hierarchies without controllers of ours: cgroup2 (hybrid hosts) and named ones.
+  std::vector<std::string> extra;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    size_t sep = line.find(" - ");
+    if (sep == absl::string_view::npos) continue;
+    std::vector<absl::string_view> pre = absl::StrSplit(line.substr(0, sep), ' ');
+    std::vector<absl::string_view> post = absl::StrSplit(line.substr(sep + 3), ' ');
+    if (pre.size() < 5 || post.size() < 3) continue;
+    bool named = post[0] == "cgroup" && absl::StrContains(post[2], "name=");
+    for (const auto& [ctrl, mount] : manager->mounts_) {
+      if (mount == pre[4]) named = false;
+    }
+    if (post[0] == "cgroup2" || named) extra.emplace_back(pre[4]);
+  }
+  manager->set_extra_mounts(std::move(extra));
+  return manager;
+}
+
+std::vector<std::string> V1Manager::ExtraDirs(const std::string& rel) const {
+  std::vector<std::string> out;
+  for (const std::string& m : extra_mounts_) out.push_back(absl::StrCat(m, "/", rel));
+  return out;
 }
 
 std::vector<std::string> V1Manager::Controllers() const {
@@ -444,7 +474,7 @@ absl::StatusOr<std::unique_ptr<Cgroup>> V1Manager::Create(const std::string& pat
       RETURN_IF_ERROR(MkdirAll(dir, 0755));
     }
   }
-  auto cg = std::make_unique<V1Cgroup>(rel, std::move(dirs));
+  auto cg = std::make_unique<V1Cgroup>(rel, std::move(dirs), ExtraDirs(rel));
   RETURN_IF_ERROR(cg->Apply(resources));
   return cg;
 }
@@ -458,7 +488,7 @@ absl::StatusOr<std::unique_ptr<Cgroup>> V1Manager::Load(const std::string& path)
     if (::stat(dir.c_str(), &st) == 0) dirs[ctrl] = dir;
   }
   if (dirs.empty()) return absl::NotFoundError(absl::StrCat("cgroup ", rel, " does not exist"));
-  return std::make_unique<V1Cgroup>(rel, std::move(dirs));
+  return std::make_unique<V1Cgroup>(rel, std::move(dirs), ExtraDirs(rel));
 }
 
 absl::Status PlaceSelf(const std::vector<int>& task_fds) {

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cgroups/cgroup.h"
@@ -25,9 +26,17 @@ class V1Manager final : public Manager {
   absl::StatusOr<std::unique_ptr<Cgroup>> Load(const std::string& path) override;
   std::vector<std::string> Controllers() const override;
 
+  // Hierarchies without resource controllers: the cgroup2 mount of a hybrid host
+  // (/sys/fs/cgroup/unified) and named v1 hierarchies (name=systemd). berth puts nothing
+  // there, but runc (the runc handler) mirrors its cgroups into them, creating the parents
+  // too; a cgroup's Remove() also removes its directories there.
+  void set_extra_mounts(std::vector<std::string> mounts) { extra_mounts_ = std::move(mounts); }
+
  private:
+  std::vector<std::string> ExtraDirs(const std::string& rel) const;
   Mode mode_;
   std::map<std::string, std::string> mounts_;
+  std::vector<std::string> extra_mounts_;
 };
 
 }  // namespace berth::cgroups
