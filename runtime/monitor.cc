@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/status.h"
@@ -122,6 +125,88 @@ absl::Status RunExternal(const std::string& binary, const std::vector<std::strin
                                           " failed (wait status ", status, ")"));
 }
 
+// Runs `fn` in a forked child and returns its result. The runtime library's work (parsing the
+// spec, seccomp, clone3 of the init, hooks) touches most of the binary's code and allocates;
+// done in a child, none of it stays resident in the monitor, which lives as long as the pod
+// and otherwise only moves bytes from pipes to log files. A container's init cloned by the
+// child is reparented to the monitor (a child subreaper) when the child exits.
+absl::StatusOr<int64_t> InChild(const std::function<absl::StatusOr<int64_t>()>& fn) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return LastErrnoError("pipe");
+  UniqueFd read_end(p[0]), write_end(p[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return LastErrnoError("fork");
+  if (pid == 0) {
+    read_end.reset();
+    absl::StatusOr<int64_t> r = fn();
+    std::string out =
+        r.ok() ? absl::StrCat("0 ", *r)
+               : absl::StrCat(static_cast<int>(r.status().code()), " ", r.status().message());
+    (void)!::write(write_end.get(), out.data(), out.size());
+    ::_exit(0);
+  }
+  write_end.reset();
+  // The child's answer is in the pipe once it has exited. The pipe is not read to EOF: a
+  // container's init cloned by the child holds a copy of the write end until it execs.
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > (1 << 20)) break;
+  }
+  absl::StatusOr<std::string> out = text;
+  std::pair<std::string, std::string> parts = absl::StrSplit(*out, absl::MaxSplits(' ', 1));
+  int code = 0;
+  if (out->empty() || !absl::SimpleAtoi(parts.first, &code)) {
+    return absl::InternalError(absl::StrCat("the runtime child died (wait status ", status, ")"));
+  }
+  if (code != 0) {
+    if (code < 0 || code > 16) code = static_cast<int>(absl::StatusCode::kInternal);
+    return absl::Status(static_cast<absl::StatusCode>(code), parts.second);
+  }
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(parts.second, &value)) {
+    return absl::InternalError(absl::StrCat("the runtime child answered \"", *out, "\""));
+  }
+  return value;
+}
+
+// A monitor lives as long as its pod, and one runs per pod, so what it keeps resident is paid
+// per pod. Its code is a static binary shared by all monitors through the page cache; what
+// counts against each one is the pages mapped into it. The kernel maps up to 16 neighbouring
+// pages at each code fault ("fault-around"); MADV_RANDOM turns that off for the binary's
+// mappings, and MADV_DONTNEED unmaps what start-up and the last request touched (the pages
+// stay in the page cache: the next use is a minor fault). What stays mapped is what the idle
+// loop uses.
+void TrimResidentCode() {
+  absl::StatusOr<std::string> maps = ReadFile("/proc/self/maps", 1 << 20);
+  if (!maps.ok()) return;
+  char self[4096];
+  ssize_t len = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) return;
+  absl::string_view exe(self, static_cast<size_t>(len));
+  for (absl::string_view line : absl::StrSplit(*maps, '\n', absl::SkipEmpty())) {
+    // "start-end perms offset dev inode path"
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 6 || f[5] != exe || f[1].size() < 2 || f[1][1] == 'w') continue;
+    std::pair<absl::string_view, absl::string_view> range = absl::StrSplit(f[0], '-');
+    uint64_t start = 0, end = 0;
+    if (!absl::SimpleHexAtoi(range.first, &start) || !absl::SimpleHexAtoi(range.second, &end)) {
+      continue;
+    }
+    void* addr = reinterpret_cast<void*>(start);
+    (void)::madvise(addr, end - start, MADV_RANDOM);
+    (void)::madvise(addr, end - start, MADV_NOHUGEPAGE);
+    (void)::madvise(addr, end - start, MADV_DONTNEED);
+  }
+}
+
 struct Container {
   std::string id, dir, bundle;
   std::string runtime;  // external OCI runtime binary; empty: the runtime library
@@ -188,6 +273,10 @@ class Monitor {
         ms = std::max<int64_t>(ms, 0) + 1;
         if (timeout < 0 || ms < timeout) timeout = static_cast<int>(std::min<int64_t>(ms, 60000));
       }
+      if (trim_at_) {
+        int64_t ms = std::max<int64_t>(absl::ToInt64Milliseconds(*trim_at_ - now), 0) + 1;
+        if (timeout < 0 || ms < timeout) timeout = static_cast<int>(ms);
+      }
       struct epoll_event events[16];
       int n = ::epoll_wait(epoll_.get(), events, 16, timeout);
       if (n < 0) {
@@ -197,9 +286,17 @@ class Monitor {
       }
       for (int i = 0; i < n; ++i) Dispatch(events[i]);
       CheckDeadlines();
+      if (trim_at_ && absl::Now() >= *trim_at_) {
+        trim_at_.reset();
+        TrimResidentCode();
+      }
     }
     return 0;
   }
+
+  // A request or an exit touched code that the idle loop does not need: once things are quiet,
+  // the monitor's code pages are unmapped from it again (see TrimResidentCode).
+  void ScheduleTrim() { trim_at_ = absl::Now() + absl::Seconds(1); }
 
  private:
   absl::Status Watch(int fd, Source source) {
@@ -286,6 +383,7 @@ class Monitor {
     if (!message->has_value()) return;
     Unwatch(fd);  // one request per connection
     Handle(fd, **message);
+    ScheduleTrim();
   }
 
   Container* Find(const json& request, absl::Status* error) {
@@ -398,7 +496,10 @@ class Monitor {
       options.stdio[1] = stdio[1];
       options.stdio[2] = stdio[2];
       options.console_socket_fd = console_child ? console_child.get() : -1;
-      ASSIGN_OR_RETURN(c.pid, runtime_.Create(c.id, options));
+      ASSIGN_OR_RETURN(int64_t pid, InChild([&]() -> absl::StatusOr<int64_t> {
+                         return runtime_.Create(c.id, options);
+                       }));
+      c.pid = static_cast<pid_t>(pid);
       if (c.tty) {
         ASSIGN_OR_RETURN(c.master, ReceiveFd(console_parent.get()));
       }
@@ -461,7 +562,10 @@ class Monitor {
 
   absl::StatusOr<json> Start(Container& c) {
     if (c.runtime.empty()) {
-      RETURN_IF_ERROR(runtime_.Start(c.id));
+      RETURN_IF_ERROR(InChild([&]() -> absl::StatusOr<int64_t> {
+                        RETURN_IF_ERROR(runtime_.Start(c.id));
+                        return 0;
+                      }).status());
     } else {
       std::vector<std::string> args = {"start", c.id};
       if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
@@ -474,7 +578,10 @@ class Monitor {
   absl::Status Kill(Container& c, int signal, bool all) {
     if (c.exited && !all) return absl::OkStatus();
     if (c.runtime.empty()) {
-      absl::Status st = runtime_.Kill(c.id, signal, all);
+      absl::Status st = InChild([&]() -> absl::StatusOr<int64_t> {
+                          RETURN_IF_ERROR(runtime_.Kill(c.id, signal, all));
+                          return 0;
+                        }).status();
       // The init may have exited between our last look and the kill.
       if (!st.ok() && (c.exited || absl::IsFailedPrecondition(st))) return absl::OkStatus();
       return st;
@@ -517,7 +624,10 @@ class Monitor {
 
   absl::StatusOr<json> Delete(Container& c) {
     if (c.runtime.empty()) {
-      absl::Status st = runtime_.Delete(c.id, true);
+      absl::Status st = InChild([&]() -> absl::StatusOr<int64_t> {
+                          RETURN_IF_ERROR(runtime_.Delete(c.id, true));
+                          return 0;
+                        }).status();
       if (!st.ok() && !absl::IsNotFound(st)) return st;
     } else {
       std::vector<std::string> args = {"delete", "--force", c.id};
@@ -627,29 +737,29 @@ class Monitor {
     if (!st.ok()) Log(absl::StrCat("record the exit of ", c.id, ": ", st.message()));
     for (int waiter : c.stop_waiters) Reply(waiter, json{{"ok", true}, {"exited", true}});
     c.stop_waiters.clear();
+    ScheduleTrim();
   }
 
   bool OomKilled(const Container& c) {
-    // The runtime library's state names the cgroup; an external runtime's state is not ours
-    // to read, so its cgroup comes from the bundle's config.json.
-    absl::StatusOr<ContainerInfo> info =
-        c.runtime.empty() ? runtime_.State(c.id) : absl::NotFoundError("external runtime");
-    std::string path;
-    if (info.ok()) {
-      path = info->state.cgroup_path;
-    } else {
-      absl::StatusOr<std::string> text = ReadFile(c.bundle + "/config.json", 16 << 20);
-      if (!text.ok()) return false;
-      absl::StatusOr<Spec> spec = ParseSpec(*text);
-      if (!spec.ok()) return false;
-      path = spec->linux.cgroups_path;
-    }
-    absl::StatusOr<std::unique_ptr<cgroups::Manager>> manager = cgroups::NewManager();
-    if (!manager.ok()) return false;
-    absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = (*manager)->Load(path);
-    if (!cg.ok()) return false;
-    absl::StatusOr<cgroups::Stats> stats = (*cg)->GetStats();
-    return stats.ok() && stats->memory.oom_kills > 0;
+    absl::StatusOr<int64_t> oom = InChild([&]() -> absl::StatusOr<int64_t> {
+      // The runtime library's state names the cgroup; an external runtime's state is not
+      // ours to read, so its cgroup comes from the bundle's config.json.
+      std::string path;
+      absl::StatusOr<ContainerInfo> info =
+          c.runtime.empty() ? runtime_.State(c.id) : absl::NotFoundError("external runtime");
+      if (info.ok()) {
+        path = info->state.cgroup_path;
+      } else {
+        ASSIGN_OR_RETURN(std::string text, ReadFile(c.bundle + "/config.json", 16 << 20));
+        ASSIGN_OR_RETURN(Spec spec, ParseSpec(text));
+        path = spec.linux.cgroups_path;
+      }
+      ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
+      ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Cgroup> cg, manager->Load(path));
+      ASSIGN_OR_RETURN(cgroups::Stats stats, cg->GetStats());
+      return stats.memory.oom_kills > 0 ? 1 : 0;
+    });
+    return oom.ok() && *oom == 1;
   }
 
   json StateReply() {
@@ -666,6 +776,7 @@ class Monitor {
   std::map<int, FrameDecoder> conns_;
   std::map<std::string, Container> containers_;
   std::map<int, std::string> streams_;  // stdout/stderr fd -> container id
+  std::optional<absl::Time> trim_at_;
   pid_t holder_pid_ = 0;
   bool done_ = false;
 };
@@ -689,6 +800,7 @@ int RunMonitor(const MonitorOptions& options) {
     Log(absl::StrCat("berth-monitor: ", st.message()));
     return 1;
   }
+  TrimResidentCode();
   return monitor.Run();
 }
 
