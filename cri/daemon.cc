@@ -199,6 +199,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
 void Daemon::Shutdown(absl::Duration grace) {
   if (!server_) return;
   const absl::Time deadline = absl::Now() + grace;
+  // Streams that only end when berthd does (GetContainerEvents) are told to end now.
+  if (pods_) pods_->Shutdown();
   // grpc::Server::Shutdown stops accepting calls at once, but then also waits, until the
   // deadline, for idle client connections to go away. So it runs on its own thread while this
   // one waits only for the calls in flight, and then closes whatever connections remain.

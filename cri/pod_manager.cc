@@ -26,7 +26,10 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "cgroups/cgroup.h"
+#include "cgroups/mode.h"
+#include "cri/container_resources.h"
 #include "cri/monitor_client.h"
+#include "cri/pod_records.h"
 #include "cri/spec_builder.h"
 #include "network/netns.h"
 #include "network/pod_files.h"
@@ -37,212 +40,32 @@ namespace berth::cri {
 namespace {
 
 using json = nlohmann::json;
-
-enum PodState { kPodCreating = 0, kPodReady = 1, kPodNotReady = 2 };
-enum ContainerState { kCtrCreating = 0, kCtrCreated = 1, kCtrRunning = 2, kCtrExited = 3 };
-
-int64_t NowNs() {
-  return absl::ToUnixNanos(absl::Now());
-}
-
-absl::StatusOr<std::string> RandomId() {
-  unsigned char bytes[32];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return LastErrnoError("getrandom");
-    got += static_cast<size_t>(n);
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
-}
-
-std::string Encode(const google::protobuf::Message& m) {
-  std::string bytes;
-  m.SerializeToString(&bytes);
-  return absl::Base64Escape(bytes);
-}
-
-template <typename T>
-absl::Status Decode(const std::string& b64, T* out, absl::string_view what) {
-  std::string bytes;
-  if (!absl::Base64Unescape(b64, &bytes) || !out->ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat("the recorded ", what, " does not parse"));
-  }
-  return absl::OkStatus();
-}
-
-// What berthd knows about a pod; every field that names a side effect is set before it.
-struct PodRecord {
-  std::string id;
-  int state = kPodCreating;
-  int64_t created_ns = 0;
-  std::string config;  // base64 of the PodSandboxConfig
-  std::string handler;
-  std::string dir;
-  std::string net_pin, ipc_pin, uts_pin;
-  std::string cgroup_parent;
-  bool cgroup_created = false;
-  bool network_attached = false;
-  std::vector<std::string> ips;
-  std::string shm;
-  bool shm_mounted = false;
-  bool monitor_started = false;
-  MonitorProcess monitor;
-};
-
-void to_json(json& j, const PodRecord& r) {
-  j = json{{"id", r.id},
-           {"state", r.state},
-           {"created_ns", r.created_ns},
-           {"config", r.config},
-           {"handler", r.handler},
-           {"dir", r.dir},
-           {"net_pin", r.net_pin},
-           {"ipc_pin", r.ipc_pin},
-           {"uts_pin", r.uts_pin},
-           {"cgroup_parent", r.cgroup_parent},
-           {"cgroup_created", r.cgroup_created},
-           {"network_attached", r.network_attached},
-           {"ips", r.ips},
-           {"shm", r.shm},
-           {"shm_mounted", r.shm_mounted},
-           {"monitor_started", r.monitor_started},
-           {"monitor_pid", r.monitor.pid},
-           {"monitor_start_time", r.monitor.start_time},
-           {"holder_pid", r.monitor.holder_pid},
-           {"holder_start_time", r.monitor.holder_start_time}};
-}
-
-void from_json(const json& j, PodRecord& r) {
-  r.id = j.at("id").get<std::string>();
-  r.state = j.value("state", 0);
-  r.created_ns = j.value("created_ns", int64_t{0});
-  r.config = j.value("config", "");
-  r.handler = j.value("handler", "");
-  r.dir = j.value("dir", "");
-  r.net_pin = j.value("net_pin", "");
-  r.ipc_pin = j.value("ipc_pin", "");
-  r.uts_pin = j.value("uts_pin", "");
-  r.cgroup_parent = j.value("cgroup_parent", "");
-  r.cgroup_created = j.value("cgroup_created", false);
-  r.network_attached = j.value("network_attached", false);
-  r.ips = j.value("ips", std::vector<std::string>{});
-  r.shm = j.value("shm", "");
-  r.shm_mounted = j.value("shm_mounted", false);
-  r.monitor_started = j.value("monitor_started", false);
-  r.monitor.pid = j.value("monitor_pid", 0);
-  r.monitor.start_time = j.value("monitor_start_time", uint64_t{0});
-  r.monitor.holder_pid = j.value("holder_pid", 0);
-  r.monitor.holder_start_time = j.value("holder_start_time", uint64_t{0});
-}
-
-struct ContainerRecord {
-  std::string id, pod_id;
-  int state = kCtrCreating;
-  int64_t created_ns = 0, started_ns = 0, finished_ns = 0;
-  int exit_code = 0;
-  std::string reason, message;
-  std::string config;  // base64 of the ContainerConfig
-  std::string image_id, image_name, image_ref;
-  std::vector<std::string> chain_ids;
-  bool layers_acquired = false;
-  std::string dir;       // the bundle: <pod dir>/containers/<id>
-  std::string data_dir;  // <root>/containers/<id>: upper, work, volumes
-  bool rootfs_mounted = false;
-  bool monitor_created = false;
-  std::string log_path;
-  std::string stop_signal = "SIGTERM";
-  std::string cgroup_path;
-  int pid = 0;
-};
-
-void to_json(json& j, const ContainerRecord& r) {
-  j = json{{"id", r.id},
-           {"pod_id", r.pod_id},
-           {"state", r.state},
-           {"created_ns", r.created_ns},
-           {"started_ns", r.started_ns},
-           {"finished_ns", r.finished_ns},
-           {"exit_code", r.exit_code},
-           {"reason", r.reason},
-           {"message", r.message},
-           {"config", r.config},
-           {"image_id", r.image_id},
-           {"image_name", r.image_name},
-           {"image_ref", r.image_ref},
-           {"chain_ids", r.chain_ids},
-           {"layers_acquired", r.layers_acquired},
-           {"dir", r.dir},
-           {"data_dir", r.data_dir},
-           {"rootfs_mounted", r.rootfs_mounted},
-           {"monitor_created", r.monitor_created},
-           {"log_path", r.log_path},
-           {"stop_signal", r.stop_signal},
-           {"cgroup_path", r.cgroup_path},
-           {"pid", r.pid}};
-}
-
-void from_json(const json& j, ContainerRecord& r) {
-  r.id = j.at("id").get<std::string>();
-  r.pod_id = j.at("pod_id").get<std::string>();
-  r.state = j.value("state", 0);
-  r.created_ns = j.value("created_ns", int64_t{0});
-  r.started_ns = j.value("started_ns", int64_t{0});
-  r.finished_ns = j.value("finished_ns", int64_t{0});
-  r.exit_code = j.value("exit_code", 0);
-  r.reason = j.value("reason", "");
-  r.message = j.value("message", "");
-  r.config = j.value("config", "");
-  r.image_id = j.value("image_id", "");
-  r.image_name = j.value("image_name", "");
-  r.image_ref = j.value("image_ref", "");
-  r.chain_ids = j.value("chain_ids", std::vector<std::string>{});
-  r.layers_acquired = j.value("layers_acquired", false);
-  r.dir = j.value("dir", "");
-  r.data_dir = j.value("data_dir", "");
-  r.rootfs_mounted = j.value("rootfs_mounted", false);
-  r.monitor_created = j.value("monitor_created", false);
-  r.log_path = j.value("log_path", "");
-  r.stop_signal = j.value("stop_signal", "SIGTERM");
-  r.cgroup_path = j.value("cgroup_path", "");
-  r.pid = j.value("pid", 0);
-}
-
-template <typename Record>
-absl::StatusOr<Record> ParseRecord(const std::string& data, const std::string& id) {
-  json j = json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::DataLossError(absl::StrCat("the record of ", id, " is not JSON"));
-  }
-  try {
-    return j.get<Record>();
-  } catch (const json::exception& e) {
-    return absl::DataLossError(absl::StrCat("the record of ", id, ": ", e.what()));
-  }
-}
-
-// The exit the monitor recorded, if the container has exited.
-struct ExitRecord {
-  int exit_code = 0;
-  int64_t finished_ns = 0;
-  bool oom_killed = false;
-  int signal = 0;
-};
-
-std::optional<ExitRecord> ReadExit(const std::string& dir) {
-  absl::StatusOr<std::string> text = ReadFile(dir + "/exit", 4096);
-  if (!text.ok()) return std::nullopt;
-  json j = json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  ExitRecord e;
-  e.exit_code = j.value("exit_code", 0);
-  e.finished_ns = j.value("finished_ns", int64_t{0});
-  e.oom_killed = j.value("oom_killed", false);
-  e.signal = j.value("signal", 0);
-  return e;
-}
+using records::ContainerRecord;
+using records::CriPodState;
+using records::Encode;
+using records::GetContainer;
+using records::GetPod;
+using records::kCtrCreated;
+using records::kCtrCreating;
+using records::kCtrExited;
+using records::kCtrRunning;
+using records::kPodCreating;
+using records::kPodNotReady;
+using records::kPodReady;
+using records::LoadContainerRow;
+using records::LoadedContainer;
+using records::LoadedPod;
+using records::LoadPodRow;
+using records::MatchesLabels;
+using records::NowNs;
+using records::PodRecord;
+using records::RandomId;
+using records::ReadExit;
+using records::Refresh;
+using records::ResolveContainerId;
+using records::ResolvePodId;
+using records::SaveContainer;
+using records::SavePod;
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -282,15 +105,6 @@ absl::Status RemoveTree(const std::string& path) {
   return RemoveTreeAt(dir.get(), name);
 }
 
-bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels,
-                   const google::protobuf::Map<std::string, std::string>& selector) {
-  for (const auto& [k, v] : selector) {
-    auto it = labels.find(k);
-    if (it == labels.end() || it->second != v) return false;
-  }
-  return true;
-}
-
 int SignalNumber(const std::string& name) {
   absl::StatusOr<int> sig = runtime::ParseSignal(name);
   return sig.ok() ? *sig : SIGTERM;
@@ -315,6 +129,10 @@ absl::StatusOr<std::unique_ptr<PodManager>> PodManager::Create(PodManagerOptions
   return std::unique_ptr<PodManager>(new PodManager(std::move(options), store, images, network));
 }
 
+PodManager::~PodManager() {
+  events_.Close();
+}
+
 std::mutex& PodManager::PodLock(const std::string& pod_id) {
   std::lock_guard<std::mutex> lock(locks_mu_);
   std::unique_ptr<std::mutex>& m = pod_locks_[pod_id];
@@ -322,94 +140,80 @@ std::mutex& PodManager::PodLock(const std::string& pod_id) {
   return *m;
 }
 
+absl::StatusOr<cgroups::Manager*> PodManager::Cgroups() {
+  std::lock_guard<std::mutex> lock(cgroups_mu_);
+  if (!cgroups_) {
+    ASSIGN_OR_RETURN(cgroups_, cgroups::NewManager());
+  }
+  return cgroups_.get();
+}
+
+// ---- Events ---------------------------------------------------------------------------------
+
+std::shared_ptr<EventSubscription> PodManager::SubscribeEvents() {
+  return events_.Subscribe();
+}
+
+void PodManager::UnsubscribeEvents(const std::shared_ptr<EventSubscription>& subscription) {
+  events_.Unsubscribe(subscription);
+}
+
+void PodManager::Shutdown() {
+  events_.Close();
+}
+
+void PodManager::Emit(v1::ContainerEventType type, const LoadedContainer& c) {
+  if (!events_.HasSubscribers()) return;
+  v1::ContainerEventResponse e;
+  e.set_container_id(c.record.id);
+  e.set_container_event_type(type);
+  e.set_created_at(NowNs());
+  if (absl::StatusOr<LoadedPod> pod = GetPod(store_, c.record.pod_id); pod.ok()) {
+    *e.mutable_pod_sandbox_status() = records::PodStatusMessage(*pod);
+  }
+  *e.add_containers_statuses() = records::ContainerStatusMessage(c);
+  if (absl::StatusOr<std::vector<ContainerRow>> rows = store_->ListPodContainers(c.record.pod_id);
+      rows.ok()) {
+    for (const ContainerRow& row : *rows) {
+      if (row.id == c.record.id) continue;
+      absl::StatusOr<LoadedContainer> other = LoadContainerRow(row);
+      if (!other.ok() || other->record.state == kCtrCreating) continue;
+      Refresh(other->record);
+      *e.add_containers_statuses() = records::ContainerStatusMessage(*other);
+    }
+  }
+  events_.Publish(e);
+}
+
+void PodManager::NoteExit(const LoadedContainer& c) {
+  if (c.record.state != kCtrExited) return;
+  {
+    std::lock_guard<std::mutex> lock(stopped_mu_);
+    if (starting_.count(c.record.id) > 0) return;  // StartContainer reports it
+    if (!stopped_sent_.insert(c.record.id).second) return;
+  }
+  Emit(v1::CONTAINER_STOPPED_EVENT, c);
+}
+
+void PodManager::Forget(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> lock(stopped_mu_);
+    stopped_sent_.erase(id);
+  }
+  std::lock_guard<std::mutex> lock(samples_mu_);
+  cpu_samples_.erase(id);
+}
+
+absl::StatusOr<size_t> PodManager::PodCount() {
+  ASSIGN_OR_RETURN(std::vector<PodRow> rows, store_->ListPods());
+  size_t n = 0;
+  for (const PodRow& row : rows) {
+    if (row.state != kPodCreating) ++n;
+  }
+  return n;
+}
+
 namespace {
-
-// Pod helpers that need no PodManager state.
-
-absl::Status SavePod(CriStore* store, const PodRecord& r, const v1::PodSandboxConfig& config) {
-  PodRow row;
-  row.id = r.id;
-  row.name = config.metadata().name();
-  row.namespace_ = config.metadata().namespace_();
-  row.uid = config.metadata().uid();
-  row.attempt = config.metadata().attempt();
-  row.state = r.state;
-  row.created_ns = r.created_ns;
-  row.data = json(r).dump();
-  return store->PutPod(row);
-}
-
-absl::Status SaveContainer(CriStore* store, const ContainerRecord& r,
-                           const v1::ContainerConfig& config) {
-  ContainerRow row;
-  row.id = r.id;
-  row.pod_id = r.pod_id;
-  row.name = config.metadata().name();
-  row.attempt = config.metadata().attempt();
-  row.state = r.state;
-  row.created_ns = r.created_ns;
-  row.data = json(r).dump();
-  return store->PutContainer(row);
-}
-
-struct LoadedPod {
-  PodRecord record;
-  v1::PodSandboxConfig config;
-};
-
-struct LoadedContainer {
-  ContainerRecord record;
-  v1::ContainerConfig config;
-};
-
-absl::StatusOr<LoadedPod> LoadPodRow(const PodRow& row) {
-  LoadedPod p;
-  ASSIGN_OR_RETURN(p.record, ParseRecord<PodRecord>(row.data, row.id));
-  RETURN_IF_ERROR(Decode(p.record.config, &p.config, "pod config"));
-  return p;
-}
-
-absl::StatusOr<LoadedContainer> LoadContainerRow(const ContainerRow& row) {
-  LoadedContainer c;
-  ASSIGN_OR_RETURN(c.record, ParseRecord<ContainerRecord>(row.data, row.id));
-  RETURN_IF_ERROR(Decode(c.record.config, &c.config, "container config"));
-  return c;
-}
-
-// Resolves a full id or a unique prefix.
-absl::StatusOr<std::string> ResolvePodId(CriStore* store, const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("pod sandbox id is empty");
-  ASSIGN_OR_RETURN(std::vector<std::string> ids, store->FindPodIds(id));
-  if (ids.empty()) return absl::NotFoundError(absl::StrCat("pod sandbox ", id, " not found"));
-  if (std::find(ids.begin(), ids.end(), id) != ids.end()) return id;
-  if (ids.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("pod sandbox id ", id, " is ambiguous"));
-  }
-  return ids.front();
-}
-
-absl::StatusOr<std::string> ResolveContainerId(CriStore* store, const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("container id is empty");
-  ASSIGN_OR_RETURN(std::vector<std::string> ids, store->FindContainerIds(id));
-  if (ids.empty()) return absl::NotFoundError(absl::StrCat("container ", id, " not found"));
-  if (std::find(ids.begin(), ids.end(), id) != ids.end()) return id;
-  if (ids.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("container id ", id, " is ambiguous"));
-  }
-  return ids.front();
-}
-
-absl::StatusOr<LoadedPod> GetPod(CriStore* store, const std::string& id) {
-  ASSIGN_OR_RETURN(std::optional<PodRow> row, store->GetPod(id));
-  if (!row) return absl::NotFoundError(absl::StrCat("pod sandbox ", id, " not found"));
-  return LoadPodRow(*row);
-}
-
-absl::StatusOr<LoadedContainer> GetContainer(CriStore* store, const std::string& id) {
-  ASSIGN_OR_RETURN(std::optional<ContainerRow> row, store->GetContainer(id));
-  if (!row) return absl::NotFoundError(absl::StrCat("container ", id, " not found"));
-  return LoadContainerRow(*row);
-}
 
 // Undoes everything a pod record names, in reverse order of RunPodSandbox. Idempotent; each
 // step that succeeded is cleared from the record (and saved) so a retry skips it.
@@ -417,7 +221,7 @@ absl::Status UndoPod(CriStore* store, network::NetworkManager* network, LoadedPo
                      bool remove_dir) {
   PodRecord& r = pod.record;
   std::vector<std::string> errors;
-  auto step = [&](absl::Status st, absl::string_view what) {
+  auto step = [&](const absl::Status& st, absl::string_view what) {
     if (!st.ok()) errors.push_back(absl::StrCat(what, ": ", st.message()));
     return st.ok();
   };
@@ -485,6 +289,18 @@ absl::StatusOr<std::string> PodManager::RunPodSandbox(const v1::PodSandboxConfig
   if (!host_network) {
     if (hostname.empty()) hostname = md.name().substr(0, network::kMaxHostnameLength);
     RETURN_IF_ERROR(Annotate(network::ValidateHostname(hostname), "hostname"));
+  }
+  // Sysctls are checked before anything exists: only namespaced ones, and only for a
+  // namespace the pod has of its own.
+  for (const auto& [name, value] : config.linux().sysctls()) {
+    absl::StatusOr<network::NsType> type = network::SysctlNamespace(name, value);
+    if (!type.ok()) return Annotate(type.status(), "RunPodSandbox: linux.sysctls");
+    if ((*type == network::NsType::kNet && host_network) ||
+        (*type == network::NsType::kIpc && host_ipc)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("RunPodSandbox: linux.sysctls: ", name, " would change the node's ",
+                       network::NsTypeName(*type), " namespace (the pod shares the host's)"));
+    }
   }
 
   ASSIGN_OR_RETURN(std::string id, RandomId());
@@ -689,18 +505,11 @@ absl::Status PodManager::RemovePodSandbox(const std::string& requested) {
     RETURN_IF_ERROR(Annotate(UndoPod(store_, network_, pod, true), "RemovePodSandbox"));
     RETURN_IF_ERROR(store_->DeletePod(*id));
   }
+  Forget(*id);
   std::lock_guard<std::mutex> lock(locks_mu_);
   pod_locks_.erase(*id);
   return absl::OkStatus();
 }
-
-namespace {
-
-v1::PodSandboxState CriPodState(const PodRecord& r) {
-  return r.state == kPodReady ? v1::SANDBOX_READY : v1::SANDBOX_NOTREADY;
-}
-
-}  // namespace
 
 absl::StatusOr<v1::PodSandboxStatusResponse> PodManager::PodSandboxStatus(
     const std::string& requested, bool verbose) {
@@ -708,23 +517,7 @@ absl::StatusOr<v1::PodSandboxStatusResponse> PodManager::PodSandboxStatus(
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, id));
   const PodRecord& r = pod.record;
   v1::PodSandboxStatusResponse resp;
-  v1::PodSandboxStatus* s = resp.mutable_status();
-  s->set_id(id);
-  *s->mutable_metadata() = pod.config.metadata();
-  s->set_state(CriPodState(r));
-  s->set_created_at(r.created_ns);
-  if (!r.ips.empty()) {
-    s->mutable_network()->set_ip(r.ips.front());
-    for (size_t i = 1; i < r.ips.size(); ++i) {
-      s->mutable_network()->add_additional_ips()->set_ip(r.ips[i]);
-    }
-  }
-  *s->mutable_linux()->mutable_namespaces()->mutable_options() =
-      pod.config.linux().security_context().namespace_options();
-  s->mutable_labels()->insert(pod.config.labels().begin(), pod.config.labels().end());
-  s->mutable_annotations()->insert(pod.config.annotations().begin(),
-                                   pod.config.annotations().end());
-  s->set_runtime_handler(r.handler);
+  *resp.mutable_status() = records::PodStatusMessage(pod);
   resp.set_timestamp(NowNs());
   if (verbose) {
     json info = r;
@@ -800,21 +593,6 @@ absl::Status UndoContainer(images::ImageStore* images, const std::string& pod_di
   return absl::OkStatus();
 }
 
-// The current state of a container: the record, completed by the monitor's exit record.
-void Refresh(ContainerRecord& r) {
-  if (r.state != kCtrRunning && r.state != kCtrCreated) return;
-  std::optional<ExitRecord> e = ReadExit(r.dir);
-  if (!e) return;
-  r.state = kCtrExited;
-  r.exit_code = e->exit_code;
-  r.finished_ns = e->finished_ns;
-  if (e->oom_killed) {
-    r.reason = "OOMKilled";
-  } else {
-    r.reason = e->exit_code == 0 ? "Completed" : "Error";
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& requested_pod,
@@ -886,7 +664,13 @@ absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& reque
                                   "/upper,workdir=", r.data_dir, "/work");
   r.rootfs_mounted = true;
   if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
-  if (::mount("overlay", (r.dir + "/rootfs").c_str(), "overlay", 0, data.c_str()) != 0) {
+  // volatile: the writable layer is never synced. A container's upper dir does not outlive
+  // the container (after a crash of the node it is removed, never mounted again), and syncing
+  // it on unmount made RemoveContainer wait for the whole filesystem's dirty data. Kernels
+  // before 5.10 do not know the option: mounted without it there.
+  std::string rootfs = r.dir + "/rootfs";
+  if (::mount("overlay", rootfs.c_str(), "overlay", 0, (data + ",volatile").c_str()) != 0 &&
+      (errno != EINVAL || ::mount("overlay", rootfs.c_str(), "overlay", 0, data.c_str()) != 0)) {
     return fail("rootfs", LastErrnoError("mount the overlay rootfs"));
   }
 
@@ -948,6 +732,7 @@ absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& reque
   r.pid = reply->value("pid", 0);
   r.state = kCtrCreated;
   if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
+  Emit(v1::CONTAINER_CREATED_EVENT, LoadedContainer{r, config});
   return id;
 }
 
@@ -961,8 +746,20 @@ absl::Status PodManager::StartContainer(const std::string& requested) {
         absl::StrCat("container ", id, " is not in the created state"));
   }
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
+  // An exit seen by another call while this one starts the container waits for the STARTED
+  // event: the STOPPED one comes after it.
+  auto starting = [this, &id](bool on) {
+    std::lock_guard<std::mutex> events_lock(stopped_mu_);
+    if (on) {
+      starting_.insert(id);
+    } else {
+      starting_.erase(id);
+    }
+  };
+  starting(true);
   absl::StatusOr<json> reply = CallMonitor(pod.record.dir, {{"op", "start"}, {"id", id}});
   if (!reply.ok()) {
+    starting(false);
     // A container that failed to start is exited with the error as its message.
     c.record.state = kCtrExited;
     c.record.exit_code = 128;
@@ -970,18 +767,27 @@ absl::Status PodManager::StartContainer(const std::string& requested) {
     c.record.message = std::string(reply.status().message());
     c.record.finished_ns = NowNs();
     (void)SaveContainer(store_, c.record, c.config);
+    NoteExit(c);
     return Annotate(reply.status(), "StartContainer");
   }
   c.record.state = kCtrRunning;
   c.record.started_ns = reply->value("started_ns", NowNs());
-  return SaveContainer(store_, c.record, c.config);
+  absl::Status saved = SaveContainer(store_, c.record, c.config);
+  if (saved.ok()) Emit(v1::CONTAINER_STARTED_EVENT, c);
+  starting(false);
+  Refresh(c.record);  // it may have exited already
+  NoteExit(c);
+  return saved;
 }
 
 absl::Status PodManager::StopContainer(const std::string& requested, int64_t timeout_seconds) {
   ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
   ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
   Refresh(c.record);
-  if (c.record.state == kCtrExited || c.record.state == kCtrCreating) return absl::OkStatus();
+  if (c.record.state == kCtrExited || c.record.state == kCtrCreating) {
+    NoteExit(c);
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
   // Not under the pod lock: a stop waits for the grace period, and other calls for the pod
   // (status, exec, other containers) must go on meanwhile. The monitor serialises the rest.
@@ -992,7 +798,11 @@ absl::Status PodManager::StopContainer(const std::string& requested, int64_t tim
   absl::StatusOr<json> reply = CallMonitor(
       pod.record.dir, request, absl::Seconds(std::max<int64_t>(timeout_seconds, 0) + 60));
   if (!reply.ok()) {
-    if (absl::IsUnavailable(reply.status()) && ReadExit(c.record.dir)) return absl::OkStatus();
+    if (absl::IsUnavailable(reply.status()) && ReadExit(c.record.dir)) {
+      Refresh(c.record);
+      NoteExit(c);
+      return absl::OkStatus();
+    }
     return Annotate(reply.status(), "StopContainer");
   }
   // A created container that never ran has no exit record from an exec'd process: it is
@@ -1006,7 +816,9 @@ absl::Status PodManager::StopContainer(const std::string& requested, int64_t tim
     c.record.exit_code = 137;
     c.record.reason = "Error";
   }
-  return SaveContainer(store_, c.record, c.config);
+  RETURN_IF_ERROR(SaveContainer(store_, c.record, c.config));
+  NoteExit(c);
+  return absl::OkStatus();
 }
 
 absl::Status PodManager::RemoveContainer(const std::string& requested) {
@@ -1024,50 +836,31 @@ absl::Status PodManager::RemoveContainer(const std::string& requested) {
   if (absl::IsNotFound(again.status())) return absl::OkStatus();
   RETURN_IF_ERROR(again.status());
   c = *std::move(again);
+  Refresh(c.record);
+  NoteExit(c);  // a STOPPED event always precedes the DELETED one
+  const LoadedContainer last_known = c;
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
   absl::Status st = UndoContainer(images_, pod.record.dir, c.record);
   if (!st.ok()) {
     (void)SaveContainer(store_, c.record, c.config);
     return Annotate(st, "RemoveContainer");
   }
-  return store_->DeleteContainer(id);
+  RETURN_IF_ERROR(store_->DeleteContainer(id));
+  Emit(v1::CONTAINER_DELETED_EVENT, last_known);
+  Forget(id);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ContainerStatusResponse> PodManager::ContainerStatus(
     const std::string& requested, bool verbose) {
   ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
   ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
-  ContainerRecord& r = c.record;
-  Refresh(r);
+  Refresh(c.record);
+  NoteExit(c);
   v1::ContainerStatusResponse resp;
-  v1::ContainerStatus* s = resp.mutable_status();
-  s->set_id(id);
-  *s->mutable_metadata() = c.config.metadata();
-  switch (r.state) {
-    case kCtrCreated: s->set_state(v1::CONTAINER_CREATED); break;
-    case kCtrRunning: s->set_state(v1::CONTAINER_RUNNING); break;
-    case kCtrExited: s->set_state(v1::CONTAINER_EXITED); break;
-    default: s->set_state(v1::CONTAINER_UNKNOWN);
-  }
-  s->set_created_at(r.created_ns);
-  s->set_started_at(r.started_ns);
-  s->set_finished_at(r.finished_ns);
-  s->set_exit_code(r.exit_code);
-  *s->mutable_image() = c.config.image();
-  s->mutable_image()->set_image(r.image_name);
-  s->set_image_ref(r.image_ref);
-  s->set_image_id(r.image_id);
-  s->set_reason(r.reason);
-  s->set_message(r.message);
-  s->mutable_labels()->insert(c.config.labels().begin(), c.config.labels().end());
-  s->mutable_annotations()->insert(c.config.annotations().begin(), c.config.annotations().end());
-  for (const v1::Mount& m : c.config.mounts()) *s->add_mounts() = m;
-  s->set_log_path(r.log_path);
-  if (c.config.has_linux() && c.config.linux().has_resources()) {
-    *s->mutable_resources()->mutable_linux() = c.config.linux().resources();
-  }
+  *resp.mutable_status() = records::ContainerStatusMessage(c);
   if (verbose) {
-    json info = r;
+    json info = c.record;
     info.erase("config");
     (*resp.mutable_info())["info"] = info.dump();
   }
@@ -1094,6 +887,7 @@ absl::StatusOr<std::vector<v1::Container>> PodManager::ListContainers(
     }
     if (c->record.state == kCtrCreating) continue;
     Refresh(c->record);
+    NoteExit(*c);
     v1::ContainerState state = c->record.state == kCtrCreated   ? v1::CONTAINER_CREATED
                                : c->record.state == kCtrRunning ? v1::CONTAINER_RUNNING
                                                                 : v1::CONTAINER_EXITED;
@@ -1125,6 +919,45 @@ absl::Status PodManager::ReopenContainerLog(const std::string& requested) {
   }
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
   return CallMonitor(pod.record.dir, {{"op", "reopen_log"}, {"id", id}}).status();
+}
+
+absl::Status PodManager::UpdateContainerResources(const std::string& requested,
+                                                  const v1::LinuxContainerResources& update) {
+  ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
+  ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
+  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  ASSIGN_OR_RETURN(c, GetContainer(store_, id));
+  Refresh(c.record);
+  NoteExit(c);
+  if (c.record.state != kCtrRunning && c.record.state != kCtrCreated) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "UpdateContainerResources: container ", id, " is ",
+        c.record.state == kCtrExited ? "not running (exited)" : "still being created"));
+  }
+  ASSIGN_OR_RETURN(cgroups::Manager * manager, Cgroups());
+  const bool v2 = manager->mode() == cgroups::Mode::kUnified;
+  // The request alone first, so that an error names what the caller sent.
+  RETURN_IF_ERROR(Annotate(ToCgroupResources(update, v2).status(), "UpdateContainerResources"));
+  v1::LinuxContainerResources merged = MergeResources(c.config.linux().resources(), update);
+  std::vector<std::string> warnings;
+  absl::StatusOr<cgroups::Resources> resources = ToCgroupResources(merged, v2, &warnings);
+  if (!resources.ok()) return Annotate(resources.status(), "UpdateContainerResources");
+  for (const std::string& w : warnings) log::Warn(w, {{"container", id}});
+  absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = manager->Load(c.record.cgroup_path);
+  if (absl::IsNotFound(cg.status())) {
+    return absl::FailedPreconditionError(absl::StrCat("UpdateContainerResources: the cgroup ",
+                                                      c.record.cgroup_path, " of container ", id,
+                                                      " is gone"));
+  }
+  if (!cg.ok()) return Annotate(cg.status(), "UpdateContainerResources");
+  RETURN_IF_ERROR(
+      Annotate((*cg)->Apply(*resources),
+               absl::StrCat("UpdateContainerResources: cgroup ", c.record.cgroup_path)));
+  *c.config.mutable_linux()->mutable_resources() = merged;
+  c.record.config = Encode(c.config);
+  RETURN_IF_ERROR(SaveContainer(store_, c.record, c.config));
+  log::Info("container resources updated", {{"container", id}});
+  return absl::OkStatus();
 }
 
 namespace {
@@ -1173,6 +1006,7 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
   ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
   ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
   Refresh(c.record);
+  NoteExit(c);
   if (c.record.state != kCtrRunning) {
     return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
   }
@@ -1187,6 +1021,7 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
   std::vector<std::string> args = {binary, "--root", root, "exec", "--pid-file", pid_file, id};
   args.insert(args.end(), cmd.begin(), cmd.end());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
@@ -1202,7 +1037,8 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
   if (pid == 0) {
     sigset_t none;
     sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // The child is single-threaded: sigprocmask is pthread_sigmask there.
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // NOLINT(concurrency-mt-unsafe)
     if (::dup2(null.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) {
       ::_exit(127);
     }
@@ -1279,6 +1115,11 @@ absl::Status PodManager::Recover() {
       r.message = "the node restarted";
     }
     (void)SaveContainer(store_, r, c->config);
+    // No one was subscribed to hear about the exits before now.
+    if (r.state == kCtrExited) {
+      std::lock_guard<std::mutex> lock(stopped_mu_);
+      stopped_sent_.insert(r.id);
+    }
   }
   ASSIGN_OR_RETURN(std::vector<PodRow> pods, store_->ListPods());
   for (const PodRow& row : pods) {

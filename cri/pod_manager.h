@@ -17,19 +17,30 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cri/api/cri.h"
+#include "cri/event_hub.h"
 #include "cri/store.h"
 #include "images/image_store.h"
 #include "network/network_manager.h"
 
+namespace berth::cgroups {
+class Manager;
+}
+
 namespace berth::cri {
 
 namespace v1 = ::runtime::v1;
+
+namespace records {
+struct LoadedContainer;
+struct LoadedPod;
+}  // namespace records
 
 // An OCI runtime for a RuntimeClass handler: empty binary means berth's own runtime library.
 struct RuntimeHandler {
@@ -55,6 +66,8 @@ struct ExecSyncResult {
 
 class PodManager {
  public:
+  ~PodManager();
+
   static absl::StatusOr<std::unique_ptr<PodManager>> Create(PodManagerOptions options,
                                                             CriStore* store,
                                                             images::ImageStore* images,
@@ -84,10 +97,49 @@ class PodManager {
                                           const std::vector<std::string>& cmd,
                                           absl::Duration timeout);
 
+  // Applies new cgroup limits to a created or running container's live cgroup (berthd writes
+  // them itself, whatever the runtime handler) and records them in its config, so that
+  // ContainerStatus.resources shows them. Unspecified (zero) fields keep their value.
+  absl::Status UpdateContainerResources(const std::string& id,
+                                        const v1::LinuxContainerResources& resources);
+
+  // Stats (pod_stats.cc). usage_nano_cores is computed from the previous sample of the same
+  // container or pod (0 on the first).
+  absl::StatusOr<v1::ContainerStats> ContainerStats(const std::string& id);
+  absl::StatusOr<std::vector<v1::ContainerStats>> ListContainerStats(
+      const v1::ContainerStatsFilter* filter);
+  absl::StatusOr<v1::PodSandboxStats> PodSandboxStats(const std::string& id);
+  absl::StatusOr<std::vector<v1::PodSandboxStats>> ListPodSandboxStats(
+      const v1::PodSandboxStatsFilter* filter);
+
+  // Container lifecycle events (GetContainerEvents): CREATED after CreateContainer, STARTED
+  // after StartContainer, STOPPED once an exit is seen (by StopContainer or any status or list
+  // call), DELETED after RemoveContainer.
+  std::shared_ptr<EventSubscription> SubscribeEvents();
+  void UnsubscribeEvents(const std::shared_ptr<EventSubscription>& subscription);
+  // Ends every event stream (berthd shutting down).
+  void Shutdown();
+
+  // Pod sandboxes that exist (created ones, ready or not).
+  absl::StatusOr<size_t> PodCount();
+
  private:
   PodManager(PodManagerOptions options, CriStore* store, images::ImageStore* images,
              network::NetworkManager* network);
   std::mutex& PodLock(const std::string& pod_id);
+
+  // Publishes an event about `c` with its pod's status and the statuses of the pod's
+  // containers (c's first).
+  void Emit(v1::ContainerEventType type, const records::LoadedContainer& c);
+  // Publishes CONTAINER_STOPPED the first time `c` is seen exited.
+  void NoteExit(const records::LoadedContainer& c);
+  // Drops what is kept in memory about a removed container or pod.
+  void Forget(const std::string& id);
+
+  absl::StatusOr<cgroups::Manager*> Cgroups();
+  v1::ContainerStats BuildContainerStats(const records::LoadedContainer& c);
+  v1::PodSandboxStats BuildPodStats(const records::LoadedPod& pod);
+  uint64_t NanoCores(const std::string& id, int64_t timestamp_ns, uint64_t usage_ns);
 
   PodManagerOptions options_;
   CriStore* store_;
@@ -95,6 +147,21 @@ class PodManager {
   network::NetworkManager* network_;
   std::mutex locks_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> pod_locks_;
+
+  EventHub events_;
+  std::mutex stopped_mu_;
+  std::set<std::string> stopped_sent_;  // containers whose CONTAINER_STOPPED went out
+  std::set<std::string> starting_;      // containers in StartContainer's monitor call
+
+  struct CpuSample {
+    int64_t timestamp_ns = 0;
+    uint64_t usage_ns = 0;
+  };
+  std::mutex samples_mu_;
+  std::map<std::string, CpuSample> cpu_samples_;  // by container or pod id
+
+  std::mutex cgroups_mu_;
+  std::unique_ptr<cgroups::Manager> cgroups_;  // created on first use
 };
 
 }  // namespace berth::cri

@@ -1,8 +1,13 @@
 #include "cri/runtime_service.h"
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <memory>
+
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/version.h"
@@ -47,6 +52,17 @@ std::string RuntimeProblem(const Config& config) {
   return "";
 }
 
+// The native runtime makes read-only mounts recursive with mount_setattr(2) (Linux 5.12).
+bool KernelHasMountSetattr() {
+#ifdef SYS_mount_setattr
+  // Invalid on purpose: EBADF/EINVAL when the call exists, ENOSYS when it does not.
+  long r = ::syscall(SYS_mount_setattr, -1, "", 0, nullptr, 0);
+  return !(r < 0 && errno == ENOSYS);
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusRequest* req,
@@ -66,6 +82,22 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
   network->set_status(net.ready);
   network->set_reason(net.reason);
   network->set_message(net.message);
+
+  // The default handler is berth's own runtime; the others are runc-compatible CLIs, whose
+  // recursive read-only support is not probed (reported false, as the kubelet then refuses
+  // recursive read-only mounts rather than getting plain read-only ones).
+  static const bool rro = KernelHasMountSetattr();
+  v1::RuntimeHandler* native = resp->add_runtime_handlers();
+  native->set_name("");
+  native->mutable_features()->set_recursive_read_only_mounts(rro);
+  native->mutable_features()->set_user_namespaces(false);
+  for (const auto& [name, handler] : config_.runtime.handlers) {
+    if (name.empty()) continue;
+    v1::RuntimeHandler* h = resp->add_runtime_handlers();
+    h->set_name(name);
+    h->mutable_features()->set_recursive_read_only_mounts(false);
+    h->mutable_features()->set_user_namespaces(false);
+  }
 
   if (req->verbose()) {
     auto& info = *resp->mutable_info();
@@ -94,6 +126,11 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const v1::StatusReques
       nj["message"] = net.message;
     }
     info["network"] = nj.dump();
+    if (pods_ != nullptr) {
+      absl::StatusOr<size_t> pods = pods_->PodCount();
+      info["pods"] = pods.ok() ? nlohmann::json(*pods).dump()
+                               : nlohmann::json(std::string(pods.status().message())).dump();
+    }
   }
   return grpc::Status::OK;
 }
@@ -205,14 +242,53 @@ grpc::Status RuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyncRe
   return grpc::Status::OK;
 }
 
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, UpdateContainerResources)
+grpc::Status RuntimeService::UpdateContainerResources(
+    grpc::ServerContext*, const v1::UpdateContainerResourcesRequest* req,
+    v1::UpdateContainerResourcesResponse*) {
+  return ToGrpcStatus(pods_->UpdateContainerResources(req->container_id(), req->linux()));
+}
+
+grpc::Status RuntimeService::ContainerStats(grpc::ServerContext*,
+                                            const v1::ContainerStatsRequest* req,
+                                            v1::ContainerStatsResponse* resp) {
+  absl::StatusOr<v1::ContainerStats> r = pods_->ContainerStats(req->container_id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *resp->mutable_stats() = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::ListContainerStats(grpc::ServerContext*,
+                                                const v1::ListContainerStatsRequest* req,
+                                                v1::ListContainerStatsResponse* resp) {
+  absl::StatusOr<std::vector<v1::ContainerStats>> r =
+      pods_->ListContainerStats(req->has_filter() ? &req->filter() : nullptr);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  for (v1::ContainerStats& s : *r) *resp->add_stats() = std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::PodSandboxStats(grpc::ServerContext*,
+                                             const v1::PodSandboxStatsRequest* req,
+                                             v1::PodSandboxStatsResponse* resp) {
+  absl::StatusOr<v1::PodSandboxStats> r = pods_->PodSandboxStats(req->pod_sandbox_id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *resp->mutable_stats() = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::ListPodSandboxStats(grpc::ServerContext*,
+                                                 const v1::ListPodSandboxStatsRequest* req,
+                                                 v1::ListPodSandboxStatsResponse* resp) {
+  absl::StatusOr<std::vector<v1::PodSandboxStats>> r =
+      pods_->ListPodSandboxStats(req->has_filter() ? &req->filter() : nullptr);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  for (v1::PodSandboxStats& s : *r) *resp->add_stats() = std::move(s);
+  return grpc::Status::OK;
+}
+
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, Exec)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, Attach)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, PortForward)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ContainerStats)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListContainerStats)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, PodSandboxStats)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxStats)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, CheckpointContainer)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListMetricDescriptors)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxMetrics)
@@ -243,9 +319,28 @@ grpc::Status RuntimeService::RuntimeConfig(grpc::ServerContext*, const v1::Runti
   return grpc::Status::OK;
 }
 
-grpc::Status RuntimeService::GetContainerEvents(grpc::ServerContext*, const v1::GetEventsRequest*,
-                                                grpc::ServerWriter<v1::ContainerEventResponse>*) {
-  return NotImplemented("GetContainerEvents");
+grpc::Status RuntimeService::GetContainerEvents(
+    grpc::ServerContext* ctx, const v1::GetEventsRequest*,
+    grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
+  std::shared_ptr<EventSubscription> sub = pods_->SubscribeEvents();
+  absl::Cleanup unsubscribe = [&] { pods_->UnsubscribeEvents(sub); };
+  // Subscribed: the client may rely on seeing everything that happens after the headers.
+  writer->SendInitialMetadata();
+  // Woken by an event or the subscription's end (shutdown); the timeout bounds how long a
+  // cancelled client holds the call.
+  while (ctx == nullptr || !ctx->IsCancelled()) {
+    std::optional<v1::ContainerEventResponse> event = sub->Next(absl::Milliseconds(200));
+    if (!event) {
+      if (sub->closed()) break;
+      continue;
+    }
+    if (!writer->Write(*event)) break;
+  }
+  if (uint64_t dropped = sub->dropped(); dropped > 0) {
+    log::Warn("a container event stream fell behind; its oldest events were dropped",
+              {{"dropped", static_cast<int64_t>(dropped)}});
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace berth::cri

@@ -13,10 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,7 +36,10 @@ namespace {
 
 namespace v1 = ::runtime::v1;
 
-constexpr char kCgroupParent[] = "berth-test-pods";
+// Every pod's cgroup is under berth-test-pods/<this process>/ (other test binaries use
+// berth-test-pods/ at the same time).
+const std::string kCgroupTop = "berth-test-pods";
+const std::string kCgroupParent = absl::StrCat(kCgroupTop, "/pod-test-", ::getpid());
 const std::string kBusybox = "localhost/berth-test/busybox:1";
 const std::string kLayers = "localhost/berth-test/layers:1";
 
@@ -46,15 +51,15 @@ std::unique_ptr<grpc::ClientContext> LongCtx(int seconds) {
 
 // The cgroup dirs named `name` under the test parent, in any hierarchy.
 std::vector<std::string> TestCgroups() {
+  // Every hierarchy: controllers, named ones (name=systemd) and the unified one.
   std::vector<std::string> found;
-  for (const std::string& root :
-       {std::string("/sys/fs/cgroup"), std::string("/sys/fs/cgroup/memory"),
-        std::string("/sys/fs/cgroup/cpu,cpuacct"), std::string("/sys/fs/cgroup/pids")}) {
-    std::string dir = absl::StrCat(root, "/", kCgroupParent);
-    CommandResult r = RunCommand({"/usr/bin/find", dir, "-mindepth", "1", "-type", "d"});
-    for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-      found.emplace_back(line);
-    }
+  CommandResult r = RunCommand({"/bin/sh", "-c",
+                                absl::StrCat("for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do "
+                                             "[ -d \"$d/",
+                                             kCgroupParent, "\" ] && find \"$d/", kCgroupParent,
+                                             "\" -mindepth 1 -type d; done; true")});
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    found.emplace_back(line);
   }
   return found;
 }
@@ -98,17 +103,10 @@ class PodTest : public ::testing::TestWithParam<std::string> {
     }
     ExpectHostClean();
     if (d_) d_->child().Stop(SIGTERM, absl::Seconds(10));
-    for (const std::string& root :
-         {std::string("/sys/fs/cgroup"), std::string("/sys/fs/cgroup/memory"),
-          std::string("/sys/fs/cgroup/cpu,cpuacct"), std::string("/sys/fs/cgroup/pids"),
-          std::string("/sys/fs/cgroup/cpuset"), std::string("/sys/fs/cgroup/blkio"),
-          std::string("/sys/fs/cgroup/devices"), std::string("/sys/fs/cgroup/freezer"),
-          std::string("/sys/fs/cgroup/hugetlb"), std::string("/sys/fs/cgroup/net_cls,net_prio"),
-          std::string("/sys/fs/cgroup/perf_event"), std::string("/sys/fs/cgroup/systemd"),
-          std::string("/sys/fs/cgroup/unified"), std::string("/sys/fs/cgroup/misc"),
-          std::string("/sys/fs/cgroup/rdma")}) {
-      ::rmdir(absl::StrCat(root, "/", kCgroupParent).c_str());
-    }
+    // The test's parents, in every hierarchy the host has (their pods' cgroups are gone).
+    RunCommand({"/bin/sh", "-c",
+                absl::StrCat("for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do rmdir \"$d/",
+                             kCgroupParent, "\" \"$d/", kCgroupTop, "\" 2>/dev/null; done; true")});
   }
 
   // No pod dir, namespace pin, container dir, monitor, cgroup or address lease is left.
@@ -123,15 +121,16 @@ class PodTest : public ::testing::TestWithParam<std::string> {
     CommandResult leases =
         RunCommand({"/usr/bin/find", dir_ / "ipam", "-type", "f", "-name", "10.*"});
     EXPECT_EQ(leases.out, "") << "address leases left";
-    CommandResult monitors = RunCommand({"/usr/bin/pgrep", "-f", "berth-monitor --pod-dir " + dir_.path()});
+    CommandResult monitors =
+        RunCommand({"/usr/bin/pgrep", "-f", "berth-monitor --pod-dir " + dir_.path()});
     EXPECT_EQ(monitors.out, "") << "monitors left";
   }
 
   void Import(const std::string& layout, const std::string& tag) {
-    CommandResult r = RunCommand({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(),
-                                  "image", "import", absl::StrCat(BERTH_FIXTURE_IMAGES "/", layout),
-                                  "--tag", tag},
-                                 absl::Seconds(60));
+    CommandResult r =
+        RunCommand({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(), "image",
+                    "import", absl::StrCat(BERTH_FIXTURE_IMAGES "/", layout), "--tag", tag},
+                   absl::Seconds(60));
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
 
@@ -201,7 +200,8 @@ class PodTest : public ::testing::TestWithParam<std::string> {
     return resp.status();
   }
 
-  v1::ContainerStatus WaitExited(const std::string& id, absl::Duration timeout = absl::Seconds(20)) {
+  v1::ContainerStatus WaitExited(const std::string& id,
+                                 absl::Duration timeout = absl::Seconds(20)) {
     absl::Time deadline = absl::Now() + timeout;
     v1::ContainerStatus s;
     do {
@@ -355,7 +355,9 @@ TEST_P(PodTest, StopHonoursGraceThenKills) {
   std::string pod = RunPod(pc);
   std::string polite = CreateAndStart(pod, pc, CtrConfig("polite", {"sleep", "1000"}));
   std::string stubborn = CreateAndStart(
-      pod, pc, CtrConfig("stubborn", {"sh", "-c", "trap 'echo got TERM' TERM; while :; do sleep 0.1; done"}));
+      pod, pc,
+      CtrConfig("stubborn",
+                {"sh", "-c", "trap 'echo got TERM' TERM; while :; do sleep 0.1; done"}));
   absl::SleepFor(absl::Milliseconds(300));  // the trap is set
   absl::Time start = absl::Now();
   ASSERT_TRUE(StopCtr(polite, 10).ok());
@@ -382,9 +384,8 @@ TEST_P(PodTest, ImageEntrypointEnvWorkdirAndUser) {
   EXPECT_EQ(LogRecords(pc.log_directory() + "/defaults.log"),
             std::vector<std::string>{"stdout F entry cmd-arg1 cmd-arg2"});
 
-  v1::ContainerConfig cc =
-      CtrConfig("custom", {"sh", "-c", "echo $BERTH_VAR1 $BERTH_VAR2 $FOO; pwd; id -u; id -g"},
-                kLayers);
+  v1::ContainerConfig cc = CtrConfig(
+      "custom", {"sh", "-c", "echo $BERTH_VAR1 $BERTH_VAR2 $FOO; pwd; id -u; id -g"}, kLayers);
   auto* env = cc.add_envs();
   env->set_key("FOO");
   env->set_value("bar");
@@ -394,8 +395,8 @@ TEST_P(PodTest, ImageEntrypointEnvWorkdirAndUser) {
   std::string b = CreateAndStart(pod, pc, cc);
   EXPECT_EQ(WaitExited(b).exit_code(), 0);
   EXPECT_EQ(LogRecords(pc.log_directory() + "/custom.log"),
-            (std::vector<std::string>{"stdout F over a=b c bar", "stdout F /work",
-                                      "stdout F 1000", "stdout F 1000"}));
+            (std::vector<std::string>{"stdout F over a=b c bar", "stdout F /work", "stdout F 1000",
+                                      "stdout F 1000"}));
 
   v1::ContainerConfig root = CtrConfig("root", {"sh", "-c", "id -u; pwd"}, kLayers);
   root.mutable_linux()->mutable_security_context()->mutable_run_as_user()->set_value(0);
@@ -565,6 +566,581 @@ TEST_P(PodTest, TwentyPodsInParallel) {
   threads.clear();
   for (int i = 0; i < 20; ++i) threads.emplace_back([&, i] { RemovePod(pods[i]); });
   for (std::thread& t : threads) t.join();
+}
+
+// ---- UpdateContainerResources --------------------------------------------------------------
+
+// A cgroup file of `cgroup` (relative to the hierarchy roots) in the controller's hierarchy
+// (v1) or the unified one (v2), trimmed.
+std::string CgroupFile(const std::string& controller, const std::string& cgroup,
+                       const std::string& file) {
+  struct stat st;
+  bool v2 = ::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+  std::string path = v2 ? absl::StrCat("/sys/fs/cgroup/", cgroup, "/", file)
+                        : absl::StrCat("/sys/fs/cgroup/", controller, "/", cgroup, "/", file);
+  std::string text = ReadFileOrEmpty(path);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+bool CgroupV2() {
+  struct stat st;
+  return ::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+}
+
+TEST_P(PodTest, UpdateContainerResourcesAppliesToTheLiveCgroup) {
+  v1::PodSandboxConfig pc = PodConfig("update");
+  std::string pod = RunPod(pc);
+  v1::ContainerConfig cc = CtrConfig("c", {"sleep", "1000"});
+  cc.mutable_linux()->mutable_resources()->set_cpu_shares(512);
+  std::string id = CreateAndStart(pod, pc, cc);
+  const std::string cgroup = pc.linux().cgroup_parent() + "/" + id;
+
+  v1::UpdateContainerResourcesRequest req;
+  req.set_container_id(id);
+  req.mutable_linux()->set_memory_limit_in_bytes(64 << 20);
+  req.mutable_linux()->set_cpu_period(100000);
+  req.mutable_linux()->set_cpu_quota(50000);
+  v1::UpdateContainerResourcesResponse resp;
+  grpc::Status st = rt_->UpdateContainerResources(Ctx().get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message() << d_->log();
+
+  if (CgroupV2()) {
+    EXPECT_EQ(CgroupFile("memory", cgroup, "memory.max"), "67108864");
+    EXPECT_EQ(CgroupFile("cpu", cgroup, "cpu.max"), "50000 100000");
+  } else {
+    EXPECT_EQ(CgroupFile("memory", cgroup, "memory.limit_in_bytes"), "67108864");
+    EXPECT_EQ(CgroupFile("cpu", cgroup, "cpu.cfs_quota_us"), "50000");
+    EXPECT_EQ(CgroupFile("cpu", cgroup, "cpu.cfs_period_us"), "100000");
+    EXPECT_EQ(CgroupFile("cpu", cgroup, "cpu.shares"), "512");  // kept from the create
+  }
+  // The container itself is in that cgroup (its limit is what it sees).
+  v1::ExecSyncResponse self = Exec(id, {"cat", "/proc/self/cgroup"});
+  EXPECT_NE(self.stdout().find(id), std::string::npos) << self.stdout();
+
+  v1::ContainerStatus s = Status(id);
+  EXPECT_EQ(s.resources().linux().memory_limit_in_bytes(), 64 << 20);
+  EXPECT_EQ(s.resources().linux().cpu_quota(), 50000);
+  EXPECT_EQ(s.resources().linux().cpu_period(), 100000);
+  EXPECT_EQ(s.resources().linux().cpu_shares(), 512);
+
+  // A second update changes only what it names.
+  v1::UpdateContainerResourcesRequest more;
+  more.set_container_id(id);
+  more.mutable_linux()->set_memory_limit_in_bytes(96 << 20);
+  ASSERT_TRUE(rt_->UpdateContainerResources(Ctx().get(), more, &resp).ok());
+  EXPECT_EQ(CgroupFile("memory", cgroup, CgroupV2() ? "memory.max" : "memory.limit_in_bytes"),
+            "100663296");
+  s = Status(id);
+  EXPECT_EQ(s.resources().linux().memory_limit_in_bytes(), 96 << 20);
+  EXPECT_EQ(s.resources().linux().cpu_quota(), 50000);
+
+  // Invalid values are refused before anything is written.
+  v1::UpdateContainerResourcesRequest bad = req;
+  bad.mutable_linux()->set_cpu_period(10);
+  st = rt_->UpdateContainerResources(Ctx().get(), bad, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("cpu_period"), std::string::npos) << st.error_message();
+  bad = req;
+  bad.mutable_linux()->set_memory_limit_in_bytes(-5);
+  EXPECT_EQ(rt_->UpdateContainerResources(Ctx().get(), bad, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  if (!CgroupV2()) {
+    bad = req;
+    (*bad.mutable_linux()->mutable_unified())["memory.high"] = "1000000";
+    EXPECT_EQ(rt_->UpdateContainerResources(Ctx().get(), bad, &resp).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(Status(id).resources().linux().memory_limit_in_bytes(), 96 << 20);
+
+  bad = req;
+  bad.set_container_id("0123456789abcdef-no-such-container");
+  EXPECT_EQ(rt_->UpdateContainerResources(Ctx().get(), bad, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  ASSERT_TRUE(StopCtr(id, 0).ok());
+  st = rt_->UpdateContainerResources(Ctx().get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  RemovePod(pod);
+}
+
+// ---- Stats ---------------------------------------------------------------------------------
+
+TEST_P(PodTest, ContainerAndPodSandboxStats) {
+  v1::PodSandboxConfig pc = PodConfig("stats");
+  std::string pod = RunPod(pc);
+  v1::ContainerConfig cc =
+      CtrConfig("dd", {"sh", "-c", "dd if=/dev/zero of=/big bs=1M count=8; sleep 1000"});
+  (*cc.mutable_labels())["which"] = "dd";
+  std::string id = CreateAndStart(pod, pc, cc);
+
+  v1::PodSandboxConfig pc2 = PodConfig("stats2");
+  std::string pod2 = RunPod(pc2);
+  std::string created;  // created, never started
+  ASSERT_TRUE(Create(pod2, pc2, CtrConfig("idle", {"sleep", "1000"}), &created).ok());
+
+  // The writable layer grows to the 8 MiB dd writes.
+  v1::ContainerStatsRequest creq;
+  creq.set_container_id(id);
+  v1::ContainerStatsResponse cresp;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    grpc::Status st = rt_->ContainerStats(Ctx().get(), creq, &cresp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    if (cresp.stats().writable_layer().used_bytes().value() >= (8u << 20)) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  const v1::ContainerStats& cs = cresp.stats();
+  EXPECT_GE(cs.writable_layer().used_bytes().value(), 8u << 20) << cs.DebugString();
+  EXPECT_GE(cs.writable_layer().inodes_used().value(), 2u);
+  EXPECT_TRUE(absl::EndsWith(cs.writable_layer().fs_id().mountpoint(), id + "/upper"))
+      << cs.writable_layer().fs_id().mountpoint();
+  EXPECT_GT(cs.writable_layer().timestamp(), 0);
+  EXPECT_EQ(cs.attributes().id(), id);
+  EXPECT_EQ(cs.attributes().metadata().name(), "dd");
+  EXPECT_EQ(cs.attributes().labels().at("which"), "dd");
+  EXPECT_GT(cs.cpu().timestamp(), 0);
+  EXPECT_GT(cs.cpu().usage_core_nano_seconds().value(), 0u);
+  EXPECT_TRUE(cs.cpu().has_usage_nano_cores());
+  EXPECT_GT(cs.memory().working_set_bytes().value(), 0u);
+  EXPECT_GT(cs.memory().usage_bytes().value(), 0u);
+  EXPECT_TRUE(cs.memory().has_page_faults());
+  EXPECT_FALSE(cs.memory().has_available_bytes()) << "no memory limit";
+
+  // Lists: everything (the created container too), by pod, by label, by id.
+  v1::ListContainerStatsRequest lreq;
+  v1::ListContainerStatsResponse lresp;
+  ASSERT_TRUE(rt_->ListContainerStats(Ctx().get(), lreq, &lresp).ok());
+  std::vector<std::string> ids;
+  for (const v1::ContainerStats& s : lresp.stats()) ids.push_back(s.attributes().id());
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::string> want = {id, created};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(ids, want);
+  lreq.mutable_filter()->set_pod_sandbox_id(pod);
+  lresp.Clear();
+  ASSERT_TRUE(rt_->ListContainerStats(Ctx().get(), lreq, &lresp).ok());
+  ASSERT_EQ(lresp.stats_size(), 1);
+  EXPECT_EQ(lresp.stats(0).attributes().id(), id);
+  lreq.Clear();
+  (*lreq.mutable_filter()->mutable_label_selector())["which"] = "dd";
+  lresp.Clear();
+  ASSERT_TRUE(rt_->ListContainerStats(Ctx().get(), lreq, &lresp).ok());
+  ASSERT_EQ(lresp.stats_size(), 1);
+  EXPECT_EQ(lresp.stats(0).attributes().id(), id);
+  lreq.Clear();
+  lreq.mutable_filter()->set_id(created);
+  lresp.Clear();
+  ASSERT_TRUE(rt_->ListContainerStats(Ctx().get(), lreq, &lresp).ok());
+  ASSERT_EQ(lresp.stats_size(), 1);
+  EXPECT_EQ(lresp.stats(0).attributes().metadata().name(), "idle");
+
+  // Pod stats: traffic to the bridge shows on eth0.
+  v1::ExecSyncResponse ping = Exec(id, {"ping", "-c1", "-W1", "10.199.7.1"});
+  EXPECT_EQ(ping.exit_code(), 0) << ping.stdout() << ping.stderr();
+  v1::PodSandboxStatsRequest preq;
+  preq.set_pod_sandbox_id(pod);
+  v1::PodSandboxStatsResponse presp;
+  grpc::Status st = rt_->PodSandboxStats(Ctx().get(), preq, &presp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const v1::PodSandboxStats& ps = presp.stats();
+  EXPECT_EQ(ps.attributes().id(), pod);
+  EXPECT_EQ(ps.attributes().metadata().name(), "stats");
+  EXPECT_EQ(ps.attributes().labels().at("app"), "stats");
+  const v1::LinuxPodSandboxStats& pl = ps.linux();
+  EXPECT_GT(pl.cpu().usage_core_nano_seconds().value(), 0u);
+  EXPECT_GT(pl.memory().working_set_bytes().value(), 0u);
+  EXPECT_GE(pl.process().process_count().value(), 1u);
+  EXPECT_GT(pl.network().timestamp(), 0);
+  EXPECT_EQ(pl.network().default_interface().name(), "eth0") << pl.network().DebugString();
+  EXPECT_GT(pl.network().default_interface().rx_bytes().value(), 0u);
+  EXPECT_GT(pl.network().default_interface().tx_bytes().value(), 0u);
+  EXPECT_TRUE(pl.network().default_interface().has_rx_errors());
+  bool lo = false;
+  for (const v1::NetworkInterfaceUsage& i : pl.network().interfaces()) lo |= i.name() == "lo";
+  EXPECT_TRUE(lo) << pl.network().DebugString();
+  ASSERT_EQ(pl.containers_size(), 1);
+  EXPECT_EQ(pl.containers(0).attributes().id(), id);
+
+  v1::ListPodSandboxStatsRequest lpreq;
+  v1::ListPodSandboxStatsResponse lpresp;
+  ASSERT_TRUE(rt_->ListPodSandboxStats(Ctx().get(), lpreq, &lpresp).ok());
+  EXPECT_EQ(lpresp.stats_size(), 2);
+  (*lpreq.mutable_filter()->mutable_label_selector())["app"] = "stats2";
+  lpresp.Clear();
+  ASSERT_TRUE(rt_->ListPodSandboxStats(Ctx().get(), lpreq, &lpresp).ok());
+  ASSERT_EQ(lpresp.stats_size(), 1);
+  EXPECT_EQ(lpresp.stats(0).attributes().id(), pod2);
+  ASSERT_EQ(lpresp.stats(0).linux().containers_size(), 1);
+  EXPECT_EQ(lpresp.stats(0).linux().containers(0).attributes().id(), created);
+  lpreq.Clear();
+  lpreq.mutable_filter()->set_id(pod);
+  lpresp.Clear();
+  ASSERT_TRUE(rt_->ListPodSandboxStats(Ctx().get(), lpreq, &lpresp).ok());
+  ASSERT_EQ(lpresp.stats_size(), 1);
+  EXPECT_EQ(lpresp.stats(0).attributes().id(), pod);
+
+  creq.set_container_id("no-such-container");
+  EXPECT_EQ(rt_->ContainerStats(Ctx().get(), creq, &cresp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  preq.set_pod_sandbox_id("no-such-pod");
+  EXPECT_EQ(rt_->PodSandboxStats(Ctx().get(), preq, &presp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  RemovePod(pod);
+  RemovePod(pod2);
+}
+
+// ---- GetContainerEvents --------------------------------------------------------------------
+
+TEST_P(PodTest, ContainerEventsFollowTheLifecycle) {
+  v1::PodSandboxConfig pc = PodConfig("events");
+  std::string pod = RunPod(pc);
+
+  grpc::ClientContext ectx;
+  v1::GetEventsRequest ereq;
+  std::unique_ptr<grpc::ClientReader<v1::ContainerEventResponse>> reader =
+      rt_->GetContainerEvents(&ectx, ereq);
+  reader->WaitForInitialMetadata();  // subscribed
+  std::mutex mu;
+  std::vector<v1::ContainerEventResponse> events;
+  std::thread t([&] {
+    v1::ContainerEventResponse e;
+    while (reader->Read(&e)) {
+      std::lock_guard<std::mutex> lock(mu);
+      events.push_back(e);
+    }
+  });
+
+  std::string id = CreateAndStart(pod, pc, CtrConfig("c", {"sleep", "1000"}));
+  ASSERT_TRUE(StopCtr(id, 0).ok());
+  v1::RemoveContainerRequest rreq;
+  rreq.set_container_id(id);
+  v1::RemoveContainerResponse rresp;
+  ASSERT_TRUE(rt_->RemoveContainer(Ctx().get(), rreq, &rresp).ok());
+
+  std::vector<v1::ContainerEventResponse> mine;
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      mine.clear();
+      for (const v1::ContainerEventResponse& e : events) {
+        if (e.container_id() == id) mine.push_back(e);
+      }
+    }
+    if (mine.size() >= 4) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(200));  // nothing more comes
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    mine.clear();
+    for (const v1::ContainerEventResponse& e : events) {
+      if (e.container_id() == id) mine.push_back(e);
+    }
+  }
+  std::vector<v1::ContainerEventType> types;
+  for (const v1::ContainerEventResponse& e : mine) types.push_back(e.container_event_type());
+  EXPECT_EQ(types, (std::vector<v1::ContainerEventType>{
+                       v1::CONTAINER_CREATED_EVENT, v1::CONTAINER_STARTED_EVENT,
+                       v1::CONTAINER_STOPPED_EVENT, v1::CONTAINER_DELETED_EVENT}));
+  std::vector<v1::ContainerState> states;
+  for (const v1::ContainerEventResponse& e : mine) {
+    EXPECT_GT(e.created_at(), 0);
+    EXPECT_EQ(e.pod_sandbox_status().id(), pod);
+    EXPECT_EQ(e.pod_sandbox_status().state(), v1::SANDBOX_READY);
+    EXPECT_EQ(e.pod_sandbox_status().metadata().name(), "events");
+    EXPECT_GE(e.containers_statuses_size(), 1);
+    if (e.containers_statuses_size() == 0) continue;
+    EXPECT_EQ(e.containers_statuses(0).id(), id);
+    states.push_back(e.containers_statuses(0).state());
+  }
+  EXPECT_EQ(states, (std::vector<v1::ContainerState>{v1::CONTAINER_CREATED, v1::CONTAINER_RUNNING,
+                                                     v1::CONTAINER_EXITED, v1::CONTAINER_EXITED}));
+  if (mine.size() >= 3) {
+    EXPECT_EQ(mine[2].containers_statuses(0).exit_code(), 137);
+  }
+
+  // A container that exits by itself: STOPPED when berthd first sees the exit.
+  std::string quick = CreateAndStart(pod, pc, CtrConfig("quick", {"true"}));
+  WaitExited(quick);
+  absl::SleepFor(absl::Milliseconds(200));
+  (void)Status(quick);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    int stopped = 0;
+    for (const v1::ContainerEventResponse& e : events) {
+      if (e.container_id() == quick && e.container_event_type() == v1::CONTAINER_STOPPED_EVENT) {
+        ++stopped;
+      }
+    }
+    EXPECT_EQ(stopped, 1);
+  }
+
+  ectx.TryCancel();
+  t.join();
+  (void)reader->Finish();
+  RemovePod(pod);
+
+  // An open stream does not keep berthd from shutting down.
+  grpc::ClientContext ectx2;
+  std::unique_ptr<grpc::ClientReader<v1::ContainerEventResponse>> reader2 =
+      rt_->GetContainerEvents(&ectx2, ereq);
+  reader2->WaitForInitialMetadata();
+  absl::Time start = absl::Now();
+  int wait_status = d_->child().Stop(SIGTERM, absl::Seconds(15));
+  EXPECT_NE(wait_status, -1) << "berthd did not exit";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  v1::ContainerEventResponse e;
+  EXPECT_FALSE(reader2->Read(&e));
+  (void)reader2->Finish();
+  d_->Start();
+  rt_ = v1::RuntimeService::NewStub(d_->Channel());
+}
+
+// ---- Status --------------------------------------------------------------------------------
+
+TEST_P(PodTest, StatusListsHandlersAndCountsPods) {
+  auto status = [&](bool verbose) {
+    v1::StatusRequest req;
+    req.set_verbose(verbose);
+    v1::StatusResponse resp;
+    grpc::Status st = rt_->Status(Ctx().get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  };
+  v1::StatusResponse resp = status(true);
+  std::vector<std::string> names;
+  for (const v1::RuntimeHandler& h : resp.runtime_handlers()) {
+    names.push_back(h.name());
+    EXPECT_FALSE(h.features().user_namespaces());
+    // The native runtime makes read-only mounts recursive (mount_setattr, this kernel has
+    // it); runc's support is not probed.
+    EXPECT_EQ(h.features().recursive_read_only_mounts(), h.name().empty()) << h.name();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"", "runc"}));
+  EXPECT_EQ(resp.info().at("pods"), "0");
+  v1::PodSandboxConfig pc = PodConfig("counted");
+  std::string pod = RunPod(pc);
+  EXPECT_EQ(status(true).info().at("pods"), "1");
+  EXPECT_FALSE(status(false).info().contains("pods"));
+  RemovePod(pod);
+  EXPECT_EQ(status(true).info().at("pods"), "0");
+}
+
+// ---- StopPodSandbox and sysctls ------------------------------------------------------------
+
+TEST_P(PodTest, StopPodSandboxIsIdempotentAndSurvivesARestart) {
+  v1::PodSandboxConfig pa = PodConfig("stopa");
+  std::string a = RunPod(pa);
+  std::string a1 = CreateAndStart(a, pa, CtrConfig("run", {"sleep", "1000"}));
+  std::string a2;
+  ASSERT_TRUE(Create(a, pa, CtrConfig("created", {"sleep", "1000"}), &a2).ok());
+  v1::PodSandboxConfig pb = PodConfig("stopb");
+  std::string b = RunPod(pb);
+  std::string b1 = CreateAndStart(b, pb, CtrConfig("run", {"sleep", "1000"}));
+
+  auto stop = [&](const std::string& pod) {
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::StopPodSandboxResponse resp;
+    return rt_->StopPodSandbox(LongCtx(60).get(), req, &resp);
+  };
+  auto pod_state = [&](const std::string& pod) {
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::PodSandboxStatusResponse resp;
+    EXPECT_TRUE(rt_->PodSandboxStatus(Ctx().get(), req, &resp).ok());
+    return resp.status().state();
+  };
+
+  // Pod a: stopped twice, then again after berthd was killed and restarted.
+  absl::Time start = absl::Now();
+  grpc::Status st = stop(a);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "every container is killed at once";
+  st = stop(a);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(pod_state(a), v1::SANDBOX_NOTREADY);
+  EXPECT_EQ(Status(a1).state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(Status(a1).exit_code(), 137);
+  EXPECT_EQ(Status(a2).state(), v1::CONTAINER_EXITED);
+
+  ASSERT_EQ(::kill(d_->child().pid(), SIGKILL), 0);
+  d_->child().Wait(absl::Seconds(5));
+  d_->Start();
+  rt_ = v1::RuntimeService::NewStub(d_->Channel());
+  st = stop(a);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(pod_state(a), v1::SANDBOX_NOTREADY);
+  // Pod b, running when berthd restarted, is stopped by the new berthd.
+  EXPECT_EQ(pod_state(b), v1::SANDBOX_READY);
+  st = stop(b);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  st = stop(b);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(pod_state(b), v1::SANDBOX_NOTREADY);
+  EXPECT_EQ(Status(b1).state(), v1::CONTAINER_EXITED);
+  // A stopped pod takes no new containers.
+  std::string none;
+  EXPECT_EQ(Create(b, pb, CtrConfig("late", {"true"}), &none).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  RemovePod(a);
+  RemovePod(b);
+}
+
+TEST_P(PodTest, PodSysctlsReachTheContainers) {
+  v1::PodSandboxConfig pc = PodConfig("sysctl");
+  (*pc.mutable_linux()->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "80";
+  (*pc.mutable_linux()->mutable_sysctls())["kernel.shm_rmid_forced"] = "1";
+  std::string pod = RunPod(pc);
+  ASSERT_FALSE(pod.empty());
+  std::string id =
+      CreateAndStart(pod, pc,
+                     CtrConfig("c", {"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                                     "/proc/sys/kernel/shm_rmid_forced"}));
+  EXPECT_EQ(WaitExited(id).exit_code(), 0);
+  EXPECT_EQ(LogRecords(pc.log_directory() + "/c.log"),
+            (std::vector<std::string>{"stdout F 80", "stdout F 1"}));
+  // Only the pod's namespaces changed.
+  EXPECT_NE(ReadFileOrEmpty("/proc/sys/kernel/shm_rmid_forced"), "1\n");
+  RemovePod(pod);
+}
+
+TEST_P(PodTest, NodeWideSysctlsAreRefusedAndLeaveNothing) {
+  std::vector<std::map<std::string, std::string>> refused = {
+      {{"kernel.hostname_nonsense", "1"}},
+      {{"vm.swappiness", "10"}},
+      {{"net.ipv4.ip_forward", "1"}, {"fs.file-max", "100"}},
+  };
+  for (const auto& sysctls : refused) {
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = PodConfig("badsysctl");
+    for (const auto& [k, v] : sysctls)
+      (*req.mutable_config()->mutable_linux()->mutable_sysctls())[k] = v;
+    req.set_runtime_handler(GetParam());
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = rt_->RunPodSandbox(LongCtx(60).get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("sysctl"), std::string::npos) << st.error_message();
+  }
+  // A network sysctl for a pod on the host's network would change the node.
+  v1::RunPodSandboxRequest req;
+  *req.mutable_config() = PodConfig("hostsysctl");
+  req.mutable_config()
+      ->mutable_linux()
+      ->mutable_security_context()
+      ->mutable_namespace_options()
+      ->set_network(v1::NODE);
+  (*req.mutable_config()
+        ->mutable_linux()
+        ->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "80";
+  req.set_runtime_handler(GetParam());
+  v1::RunPodSandboxResponse resp;
+  EXPECT_EQ(rt_->RunPodSandbox(LongCtx(60).get(), req, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::ListPodSandboxRequest lreq;
+  v1::ListPodSandboxResponse lresp;
+  ASSERT_TRUE(rt_->ListPodSandbox(Ctx().get(), lreq, &lresp).ok());
+  EXPECT_EQ(lresp.items_size(), 0);
+  ExpectHostClean();
+}
+
+// ---- Mounts and the image's stop signal ----------------------------------------------------
+
+TEST_P(PodTest, HostPathMountsReadOnlyAndReadWrite) {
+  v1::PodSandboxConfig pc = PodConfig("mounts");
+  std::string pod = RunPod(pc);
+
+  // A host path that does not exist: a clear error, and nothing is left of the container.
+  v1::ContainerConfig missing = CtrConfig("missing", {"true"});
+  v1::Mount* m = missing.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path(dir_ / "no-such-dir");
+  std::string id;
+  grpc::Status st = Create(pod, pc, missing, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find(dir_ / "no-such-dir"), std::string::npos) << st.error_message();
+  v1::ListContainersRequest lreq;
+  v1::ListContainersResponse lresp;
+  ASSERT_TRUE(rt_->ListContainers(Ctx().get(), lreq, &lresp).ok());
+  EXPECT_EQ(lresp.containers_size(), 0);
+  EXPECT_EQ(RunCommand({"/usr/bin/find", dir_ / "root/containers", "-mindepth", "1"}).out, "");
+  EXPECT_EQ(RunCommand({"/usr/bin/find", dir_ / "state/pods", "-path", "*/containers/*"}).out, "");
+
+  ASSERT_EQ(::mkdir((dir_ / "host-ro").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir_ / "host-rw").c_str(), 0755), 0);
+  WriteFileOrDie(dir_ / "host-ro/hello", "from the host\n");
+  v1::ContainerConfig cc = CtrConfig(
+      "c", {"sh", "-c",
+            "cat /ro/hello; touch /ro/x 2>/dev/null && echo ro-writable || echo ro-readonly; "
+            "echo written > /rw/out && echo rw-ok"});
+  m = cc.add_mounts();
+  m->set_container_path("/ro");
+  m->set_host_path(dir_ / "host-ro");
+  m->set_readonly(true);
+  m = cc.add_mounts();
+  m->set_container_path("/rw");
+  m->set_host_path(dir_ / "host-rw");
+  id = CreateAndStart(pod, pc, cc);
+  EXPECT_EQ(WaitExited(id).exit_code(), 0);
+  EXPECT_EQ(LogRecords(pc.log_directory() + "/c.log"),
+            (std::vector<std::string>{"stdout F from the host", "stdout F ro-readonly",
+                                      "stdout F rw-ok"}));
+  EXPECT_EQ(ReadFileOrEmpty(dir_ / "host-rw/out"), "written\n");
+  struct stat st_x;
+  EXPECT_NE(::stat((dir_ / "host-ro/x").c_str(), &st_x), 0);
+  v1::ContainerStatus s = Status(id);
+  ASSERT_EQ(s.mounts_size(), 2);
+  EXPECT_TRUE(s.mounts(0).readonly());
+  RemovePod(pod);
+}
+
+TEST_P(PodTest, RecursiveReadOnlyMountCoversSubmounts) {
+  // Status says both handlers' runtimes can (the native one on a kernel with mount_setattr).
+  ASSERT_EQ(::mkdir((dir_ / "rro").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir_ / "rro/sub").c_str(), 0755), 0);
+  ASSERT_EQ(::mount("tmpfs", (dir_ / "rro/sub").c_str(), "tmpfs", 0, "size=1m"), 0);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{dir_ / "rro/sub"};
+  v1::PodSandboxConfig pc = PodConfig("rro");
+  std::string pod = RunPod(pc);
+  v1::ContainerConfig cc =
+      CtrConfig("c", {"sh", "-c",
+                      "touch /rro/top 2>/dev/null && echo top-writable || echo top-readonly; "
+                      "touch /rro/sub/x 2>/dev/null && echo sub-writable || echo sub-readonly"});
+  v1::Mount* m = cc.add_mounts();
+  m->set_container_path("/rro");
+  m->set_host_path(dir_ / "rro");
+  m->set_readonly(true);
+  m->set_recursive_read_only(true);
+  std::string id = CreateAndStart(pod, pc, cc);
+  EXPECT_EQ(WaitExited(id).exit_code(), 0);
+  EXPECT_EQ(LogRecords(pc.log_directory() + "/c.log"),
+            (std::vector<std::string>{"stdout F top-readonly", "stdout F sub-readonly"}));
+  RemovePod(pod);
+}
+
+TEST_P(PodTest, StopContainerUsesTheImageStopSignal) {
+  v1::PodSandboxConfig pc = PodConfig("stopsig");
+  std::string pod = RunPod(pc);
+  // The layers image says STOPSIGNAL SIGUSR1.
+  std::string id = CreateAndStart(
+      pod, pc,
+      CtrConfig("c", {"sh", "-c", "trap 'echo usr1; exit 0' USR1; while :; do sleep 0.1; done"},
+                kLayers));
+  absl::SleepFor(absl::Milliseconds(300));  // the trap is set
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(StopCtr(id, 10).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  v1::ContainerStatus s = WaitExited(id);
+  EXPECT_EQ(s.exit_code(), 0);
+  EXPECT_EQ(s.reason(), "Completed");
+  EXPECT_EQ(LogRecords(pc.log_directory() + "/c.log"), std::vector<std::string>{"stdout F usr1"});
+  RemovePod(pod);
 }
 
 INSTANTIATE_TEST_SUITE_P(Handlers, PodTest, ::testing::Values("", "runc"),

@@ -102,6 +102,26 @@ TEST_F(RuntimeServiceTest, StatusFollowsCniConfigAndStateDirs) {
   EXPECT_NE(resp.status().conditions(0).message().find(config_.state), std::string::npos);
 }
 
+TEST_F(RuntimeServiceTest, StatusListsTheRuntimeHandlers) {
+  config_.runtime.handlers = {{"runc", {"/usr/sbin/runc", "/run/x"}},
+                              {"crun", {"/usr/bin/crun", "/run/y"}}};
+  RuntimeService svc(config_, Network(), nullptr);
+  v1::StatusRequest req;
+  v1::StatusResponse resp;
+  ASSERT_TRUE(svc.Status(nullptr, &req, &resp).ok());
+  ASSERT_EQ(resp.runtime_handlers_size(), 3);
+  EXPECT_EQ(resp.runtime_handlers(0).name(), "");  // the default: berth's own runtime
+  EXPECT_EQ(resp.runtime_handlers(1).name(), "crun");
+  EXPECT_EQ(resp.runtime_handlers(2).name(), "runc");
+  for (const v1::RuntimeHandler& h : resp.runtime_handlers()) {
+    EXPECT_FALSE(h.features().user_namespaces()) << h.name();
+    if (!h.name().empty()) {
+      EXPECT_FALSE(h.features().recursive_read_only_mounts()) << h.name();
+    }
+  }
+  EXPECT_TRUE(resp.info().empty()) << "not verbose";
+}
+
 TEST_F(RuntimeServiceTest, UpdateRuntimeConfigStoresPodCidr) {
   RuntimeService svc(config_, Network(), nullptr);
   v1::UpdateRuntimeConfigRequest req;
