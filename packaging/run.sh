@@ -52,4 +52,32 @@ echo
 echo "== berthctl info"
 /usr/local/bin/berthctl info
 echo
+# A demo pod: busybox's httpd in a pod on the default network. No registry is reachable from
+# here, so the image is built locally from Debian's busybox-static (tests/fixtures) and
+# imported; the pod is removed again unless KEEP_DEMO=1.
+ctl=/usr/local/bin/berthctl
+if [ "${DEMO:-1}" = 1 ]; then
+  echo
+  echo "== demo pod"
+  images=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
+  tests/fixtures/build-images.sh "$images" >/dev/null
+  $ctl image import "$images/busybox" --tag localhost/berth/busybox:demo
+  rm -rf "$images"
+  # A demo pod left by an earlier run goes first.
+  for old in $($ctl pods -q --label app=berth-demo); do $ctl stopp "$old" >/dev/null; $ctl rmp "$old" >/dev/null; done
+  ctr=$($ctl run packaging/demo/container.json packaging/demo/pod.json)
+  pod=$($ctl pods -q --label app=berth-demo | head -n1)
+  for _ in $(seq 50); do $ctl logs "$ctr" 2>/dev/null | grep -q serving && break; sleep 0.1; done
+  echo "-- berthctl pods"; $ctl pods
+  echo "-- berthctl ps"; $ctl ps
+  ip=$($ctl inspectp "$pod" | grep -o '"ip": *"[0-9a-f.:]*"' | head -n1 | sed 's/.*"\([0-9a-f.:]*\)"$/\1/')
+  echo "-- the pod's address: $ip; GET http://$ip:8080/ from the node:"
+  curl -s --max-time 5 "http://$ip:8080/" || echo "(no answer)"
+  echo "-- berthctl exec $ctr cat /etc/hostname"; $ctl exec "$ctr" cat /etc/hostname
+  echo "-- berthctl logs $ctr"; $ctl logs "$ctr"
+  if [ "${KEEP_DEMO:-0}" != 1 ]; then
+    $ctl stopp "$pod" >/dev/null && $ctl rmp "$pod" >/dev/null && echo "-- demo pod removed (KEEP_DEMO=1 keeps it)"
+  fi
+fi
+echo
 echo "berthd is serving on unix://$sock (log: $( [ -d /run/systemd/system ] && echo 'journalctl -u berthd' || echo /var/log/berthd.log ))"
