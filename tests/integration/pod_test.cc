@@ -77,7 +77,20 @@ class PodTest : public ::testing::TestWithParam<std::string> {
                   "ranges": [[{"subnet": "10.199.7.0/24"}]],
                   "routes": [{"dst": "0.0.0.0/0"}]}},
         {"type": "portmap", "capabilities": {"portMappings": true}}]})"));
-    d_ = std::make_unique<Berthd>(dir_, absl::StrCat("[runtime]\nlog_max_line = 256\n"));
+    // A test-only plugin dir first: `slow` (below) is a CNI plugin that hangs on ADD.
+    ::mkdir((dir_ / "cnibin").c_str(), 0755);
+    WriteFileOrDie(dir_ / "cnibin/berth-test-slow", R"(#!/bin/sh
+case "$CNI_COMMAND" in
+  VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+  ADD) sleep 30; exit 1 ;;
+  *) exit 0 ;;
+esac
+)");
+    ::chmod((dir_ / "cnibin/berth-test-slow").c_str(), 0755);
+    d_ = std::make_unique<Berthd>(
+        dir_,
+        absl::StrCat("bin_dirs = [\"", dir_ / "cnibin",
+                     "\", \"/opt/cni/bin\", \"/usr/lib/cni\"]\n[runtime]\nlog_max_line = 256\n"));
     d_->Start();
     rt_ = v1::RuntimeService::NewStub(d_->Channel());
     img_ = v1::ImageService::NewStub(d_->Channel());
@@ -1141,6 +1154,50 @@ TEST_P(PodTest, StopContainerUsesTheImageStopSignal) {
   EXPECT_EQ(s.reason(), "Completed");
   EXPECT_EQ(LogRecords(pc.log_directory() + "/c.log"), std::vector<std::string>{"stdout F usr1"});
   RemovePod(pod);
+}
+
+TEST_P(PodTest, KilledDuringRunPodSandboxIsUndoneAtStart) {
+  // CNI ADD hangs in the last plugin (after bridge and host-local leased an address); berthd is
+  // killed meanwhile. The next berthd finds the half-created pod and undoes all of it: CNI DEL
+  // from the cached result, pins, cgroup, monitor, pod dir, record.
+  const std::string good = ReadFileOrEmpty(dir_ / "net.d/10-test.conflist");
+  std::string slow = good;
+  slow.replace(slow.rfind("]}"), 2, R"(, {"type": "berth-test-slow"}]})");
+  WriteFileOrDie(dir_ / "net.d/10-test.conflist", slow);
+  absl::SleepFor(absl::Milliseconds(500));  // the conf dir watch picks it up
+  v1::PodSandboxConfig pc = PodConfig("killed");
+  std::thread run([&] {
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = pc;
+    req.set_runtime_handler(GetParam());
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = rt_->RunPodSandbox(LongCtx(60).get(), req, &resp);
+    EXPECT_FALSE(st.ok());
+  });
+  // Wait until the slow plugin runs: the bridge has leased an address by then.
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (RunCommand({"/usr/bin/pgrep", "-f", dir_ / "cnibin/berth-test-slow"}).out.empty() &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_FALSE(RunCommand({"/usr/bin/pgrep", "-f", dir_ / "cnibin/berth-test-slow"}).out.empty());
+  CommandResult leased =
+      RunCommand({"/usr/bin/find", dir_ / "ipam", "-type", "f", "-name", "10.*"});
+  EXPECT_NE(leased.out, "") << "the bridge plugin should have leased an address";
+  ASSERT_EQ(::kill(d_->child().pid(), SIGKILL), 0);
+  d_->child().Wait(absl::Seconds(5));
+  run.join();
+  RunCommand({"/usr/bin/pkill", "-KILL", "-f", dir_ / "cnibin/berth-test-slow"});
+  WriteFileOrDie(dir_ / "net.d/10-test.conflist", good);
+
+  d_->Start();
+  rt_ = v1::RuntimeService::NewStub(d_->Channel());
+  v1::ListPodSandboxRequest lreq;
+  v1::ListPodSandboxResponse lresp;
+  ASSERT_TRUE(rt_->ListPodSandbox(Ctx().get(), lreq, &lresp).ok());
+  EXPECT_EQ(lresp.items_size(), 0);
+  ExpectHostClean();
+  EXPECT_NE(d_->log().find("undid a half-created pod"), std::string::npos) << d_->log();
 }
 
 INSTANTIATE_TEST_SUITE_P(Handlers, PodTest, ::testing::Values("", "runc"),
