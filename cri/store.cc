@@ -1,9 +1,5 @@
 #include "cri/store.h"
 
-#include <fcntl.h>
-#include <sqlite3.h>
-#include <unistd.h>
-
 #include <climits>
 #include <cstdint>
 #include <functional>
@@ -11,8 +7,8 @@
 #include <mutex>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/sqlite.h"
 #include "base/status.h"
 
 namespace berth::cri {
@@ -52,27 +48,7 @@ static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == CriStore::kSchemaV
 constexpr char kPodColumns[] = "id, name, namespace, uid, attempt, state, created_ns, data";
 constexpr char kContainerColumns[] = "id, pod_id, name, attempt, state, created_ns, data";
 
-absl::StatusCode CodeFor(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return absl::StatusCode::kUnavailable;
-    case SQLITE_CONSTRAINT: return absl::StatusCode::kFailedPrecondition;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return absl::StatusCode::kDataLoss;
-    case SQLITE_FULL:
-    case SQLITE_NOMEM: return absl::StatusCode::kResourceExhausted;
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_AUTH: return absl::StatusCode::kPermissionDenied;
-    case SQLITE_CANTOPEN: return absl::StatusCode::kNotFound;
-    default: return absl::StatusCode::kInternal;
-  }
-}
-
-absl::Status SqliteError(sqlite3* db, const std::string& path, int rc, absl::string_view what) {
-  std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return absl::Status(CodeFor(rc), absl::StrCat("cri store ", path, ": ", what, ": ", msg));
-}
+using sqlite::Stmt;
 
 // The smallest string greater than every string starting with `prefix` (byte order, as
 // SQLite's BINARY collation compares), or nullopt when there is none (empty or all 0xff).
@@ -84,153 +60,21 @@ std::optional<std::string> PrefixUpperBound(absl::string_view prefix) {
   return upper;
 }
 
-// A cached prepared statement, reset (and unbound) when the wrapper goes away.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const std::string* path, sqlite3_stmt* stmt)
-      : db_(db), path_(path), stmt_(stmt) {}
-  Stmt(Stmt&& o) noexcept
-      : db_(o.db_), path_(o.path_), stmt_(std::exchange(o.stmt_, nullptr)), bind_rc_(o.bind_rc_) {}
-  Stmt& operator=(Stmt&&) = delete;
-  Stmt(const Stmt&) = delete;
-  ~Stmt() {
-    if (stmt_ != nullptr) {
-      sqlite3_reset(stmt_);
-      sqlite3_clear_bindings(stmt_);
-    }
-  }
-
-  // Never binds NULL: an empty (even default-constructed) view is the empty string.
-  Stmt& Bind(int i, absl::string_view text) {
-    Check(sqlite3_bind_text64(stmt_, i, text.empty() ? "" : text.data(), text.size(),
-                              SQLITE_TRANSIENT, SQLITE_UTF8));
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    Check(sqlite3_bind_int64(stmt_, i, v));
-    return *this;
-  }
-
-  // True when a row is ready, false when the statement is done.
-  absl::StatusOr<bool> Step() {
-    if (bind_rc_ != SQLITE_OK) {
-      return SqliteError(db_, *path_, bind_rc_,
-                         absl::StrCat("binding \"", sqlite3_sql(stmt_), "\""));
-    }
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    absl::string_view sql = sqlite3_sql(stmt_);
-    return SqliteError(db_, *path_, rc, absl::StrCat("\"", sql.substr(0, 60), "\""));
-  }
-  // Runs a statement that returns no rows (or whose rows are ignored).
-  absl::Status Run() {
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, Step());
-      if (!row) return absl::OkStatus();
-    }
-  }
-
-  std::string Text(int col) const {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-
- private:
-  void Check(int rc) {
-    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-  sqlite3* db_;
-  const std::string* path_;
-  sqlite3_stmt* stmt_;
-  int bind_rc_ = SQLITE_OK;
-};
-
 }  // namespace
 
 struct CriStore::Impl {
-  std::string path;
-  sqlite3* db = nullptr;
+  std::unique_ptr<sqlite::Db> db;
   std::mutex mu;
-  std::map<std::string, sqlite3_stmt*, std::less<>> stmts;
 
-  ~Impl() {
-    for (auto& [sql, stmt] : stmts) sqlite3_finalize(stmt);
-    if (db != nullptr) sqlite3_close_v2(db);
-  }
-
-  absl::Status Error(int rc, absl::string_view what) const {
-    return SqliteError(db, path, rc, what);
-  }
   absl::Status DataLoss(absl::string_view what, absl::string_view detail) const {
-    return absl::DataLossError(
-        absl::StrCat("cri store ", path, ": ", what, " is corrupted: ", detail));
+    return absl::DataLossError(db->Message(absl::StrCat(what, " is corrupted: ", detail)));
   }
 
-  absl::StatusOr<Stmt> Prepare(absl::string_view sql) {
-    auto it = stmts.find(sql);
-    if (it == stmts.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                  SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-      if (rc != SQLITE_OK) {
-        sqlite3_finalize(stmt);
-        return Error(rc, absl::StrCat("preparing \"", sql.substr(0, 60), "\""));
-      }
-      it = stmts.emplace(std::string(sql), stmt).first;
-    }
-    return Stmt(db, &path, it->second);
-  }
+  absl::StatusOr<Stmt> Prepare(absl::string_view sql) { return db->Prepare(sql); }
 
-  absl::Status Exec(absl::string_view sql) {
-    ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
-    return st.Run();
-  }
-
-  // Runs `fn` in one transaction (BEGIN IMMEDIATE for writes, so a writer takes the lock up
-  // front), committing when it returns OK and rolling back otherwise. Caller holds mu.
+  // Runs `fn` in one transaction (sqlite::InTransaction). Caller holds mu.
   absl::Status Transaction(bool write, const std::function<absl::Status()>& fn) {
-    RETURN_IF_ERROR(Exec(write ? "BEGIN IMMEDIATE" : "BEGIN"));
-    absl::Status status = fn();
-    if (status.ok()) status = Exec("COMMIT");
-    if (!status.ok() && sqlite3_get_autocommit(db) == 0) {
-      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    return status;
-  }
-
-  absl::StatusOr<int> UserVersion() {
-    ASSIGN_OR_RETURN(Stmt st, Prepare("PRAGMA user_version"));
-    ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return Error(SQLITE_ERROR, "reading user_version");
-    return static_cast<int>(st.Int(0));
-  }
-
-  absl::Status Migrate() {
-    ASSIGN_OR_RETURN(int version, UserVersion());
-    if (version == kSchemaVersion) return absl::OkStatus();
-    return Transaction(true, [&]() -> absl::Status {
-      // Again under the write lock: another process may have migrated meanwhile.
-      ASSIGN_OR_RETURN(version, UserVersion());
-      if (version > kSchemaVersion || version < 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cri store ", path, ": schema version ", version,
-                         " is not one this berth knows (it reads up to ", kSchemaVersion, ")"));
-      }
-      for (int v = version; v < kSchemaVersion; ++v) {
-        char* err = nullptr;
-        int rc = sqlite3_exec(db, kMigrations[v], nullptr, nullptr, &err);
-        if (rc != SQLITE_OK) {
-          std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
-          sqlite3_free(err);
-          return absl::Status(CodeFor(rc), absl::StrCat("cri store ", path, ": migrating schema ",
-                                                        v, " -> ", v + 1, ": ", msg));
-        }
-      }
-      return Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
-    });
+    return sqlite::InTransaction(*db, write, fn);
   }
 
   // Checks the columns every row has; `row` names it in the error.
@@ -325,43 +169,21 @@ CriStore::CriStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CriStore::~CriStore() = default;
 
 const std::string& CriStore::path() const {
-  return impl_->path;
+  return impl_->db->path();
 }
 
 absl::StatusOr<std::unique_ptr<CriStore>> CriStore::Open(const std::string& path) {
-  // Create the file ourselves so it (and the -wal/-shm files SQLite derives from it) is 0600:
-  // pod and container configs carry environment variables, which may hold secrets.
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return LastErrnoError(absl::StrCat("open cri store ", path));
-  ::close(fd);
-
+  // The file is created 0600 (and so are the -wal/-shm files SQLite derives from it): pod and
+  // container configs carry environment variables, which may hold secrets.
   auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
-  if (rc != SQLITE_OK) return impl->Error(rc, "opening");
-  sqlite3_busy_timeout(impl->db, 5000);
-  {
-    // The first statement reads the header: a file that is not a database fails here.
-    ASSIGN_OR_RETURN(Stmt st, impl->Prepare("PRAGMA journal_mode = WAL"));
-    absl::StatusOr<bool> row = st.Step();
-    if (!row.ok()) return Annotate(row.status(), "enabling WAL");
-    if (!*row || absl::AsciiStrToLower(st.Text(0)) != "wal") {
-      return absl::FailedPreconditionError(absl::StrCat("cri store ", path,
-                                                        ": cannot enable WAL (journal mode is \"",
-                                                        *row ? st.Text(0) : "", "\")"));
-    }
-  }
-  RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys = ON"));
-  RETURN_IF_ERROR(impl->Exec("PRAGMA synchronous = NORMAL"));
-  RETURN_IF_ERROR(impl->Migrate());
+  ASSIGN_OR_RETURN(impl->db, sqlite::Db::Open(path, "cri store"));
+  RETURN_IF_ERROR(impl->db->Migrate(kMigrations));
   return std::unique_ptr<CriStore>(new CriStore(std::move(impl)));
 }
 
 absl::StatusOr<int> CriStore::SchemaVersion() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->UserVersion();
+  return impl_->db->UserVersion();
 }
 
 // ---- Pods.

@@ -1,11 +1,7 @@
 #include "images/metadata.h"
 
-#include <fcntl.h>
-#include <sqlite3.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -14,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/sqlite.h"
 #include "base/status.h"
 #include "nlohmann/json.hpp"
 
@@ -71,22 +68,7 @@ constexpr char kImageColumns[] =
     "created_at, last_used";
 constexpr char kSnapshotColumns[] = "chain_id, diff_id, parent, size, users";
 
-absl::StatusCode CodeFor(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return absl::StatusCode::kUnavailable;
-    case SQLITE_CONSTRAINT: return absl::StatusCode::kFailedPrecondition;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return absl::StatusCode::kDataLoss;
-    case SQLITE_FULL:
-    case SQLITE_NOMEM: return absl::StatusCode::kResourceExhausted;
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_AUTH: return absl::StatusCode::kPermissionDenied;
-    case SQLITE_CANTOPEN: return absl::StatusCode::kNotFound;
-    default: return absl::StatusCode::kInternal;
-  }
-}
+using sqlite::Stmt;
 
 std::string DigestsJson(const std::vector<Digest>& digests) {
   nlohmann::json arr = nlohmann::json::array();
@@ -119,165 +101,26 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitIdPrefix(absl::string_v
   return std::make_pair(alg, absl::AsciiStrToLower(hex));
 }
 
-absl::Status SqliteError(sqlite3* db, const std::string& path, int rc, absl::string_view what) {
-  std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return absl::Status(CodeFor(rc), absl::StrCat("metadata ", path, ": ", what, ": ", msg));
-}
-
-// A cached prepared statement, reset (and unbound) when the wrapper goes away.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const std::string* path, sqlite3_stmt* stmt)
-      : db_(db), path_(path), stmt_(stmt) {}
-  Stmt(Stmt&& o) noexcept
-      : db_(o.db_), path_(o.path_), stmt_(std::exchange(o.stmt_, nullptr)), bind_rc_(o.bind_rc_) {}
-  Stmt& operator=(Stmt&&) = delete;
-  Stmt(const Stmt&) = delete;
-  ~Stmt() {
-    if (stmt_ != nullptr) {
-      sqlite3_reset(stmt_);
-      sqlite3_clear_bindings(stmt_);
-    }
-  }
-
-  Stmt& Bind(int i, absl::string_view text) {
-    Check(sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
-    return *this;
-  }
-  Stmt& Bind(int i, const Digest& d) { return Bind(i, d.ToString()); }
-  Stmt& Bind(int i, int64_t v) {
-    Check(sqlite3_bind_int64(stmt_, i, v));
-    return *this;
-  }
-  Stmt& BindBlob(int i, absl::string_view data) {
-    Check(sqlite3_bind_blob64(stmt_, i, data.empty() ? "" : data.data(), data.size(),
-                              SQLITE_TRANSIENT));
-    return *this;
-  }
-  Stmt& BindNull(int i) {
-    Check(sqlite3_bind_null(stmt_, i));
-    return *this;
-  }
-
-  // True when a row is ready, false when the statement is done.
-  absl::StatusOr<bool> Step();
-  // Runs a statement that returns no rows (or whose rows are ignored).
-  absl::Status Run() {
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, Step());
-      if (!row) return absl::OkStatus();
-    }
-  }
-
-  std::string Text(int col) const {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
-  }
-  std::string Blob(int col) const {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-
- private:
-  void Check(int rc) {
-    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-  sqlite3* db_;
-  const std::string* path_;
-  sqlite3_stmt* stmt_;
-  int bind_rc_ = SQLITE_OK;
-};
-
 }  // namespace
 
 struct MetadataStore::Impl {
-  std::string path;
-  sqlite3* db = nullptr;
+  std::unique_ptr<sqlite::Db> db;
   std::mutex mu;
-  std::map<std::string, sqlite3_stmt*, std::less<>> stmts;
   std::function<void()> before_commit;
 
-  ~Impl() {
-    for (auto& [sql, stmt] : stmts) sqlite3_finalize(stmt);
-    if (db != nullptr) sqlite3_close_v2(db);
-  }
-
-  absl::Status Error(int rc, absl::string_view what) const {
-    return SqliteError(db, path, rc, what);
-  }
   absl::Status DataLoss(absl::string_view what, absl::string_view detail) const {
-    return absl::DataLossError(
-        absl::StrCat("metadata ", path, ": ", what, " is corrupted: ", detail));
+    return absl::DataLossError(db->Message(absl::StrCat(what, " is corrupted: ", detail)));
   }
 
-  absl::StatusOr<Stmt> Prepare(absl::string_view sql) {
-    auto it = stmts.find(sql);
-    if (it == stmts.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                  SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-      if (rc != SQLITE_OK) {
-        sqlite3_finalize(stmt);
-        return Error(rc, absl::StrCat("preparing \"", sql.substr(0, 60), "\""));
-      }
-      it = stmts.emplace(std::string(sql), stmt).first;
-    }
-    return Stmt(db, &path, it->second);
-  }
+  absl::StatusOr<Stmt> Prepare(absl::string_view sql) { return db->Prepare(sql); }
 
-  absl::Status Exec(absl::string_view sql) {
-    ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
-    return st.Run();
-  }
-
-  // Runs `fn` in one transaction (BEGIN IMMEDIATE for writes, so a writer takes the lock up
-  // front and never fails halfway on an upgrade), committing when it returns OK and rolling
-  // back otherwise. Caller holds mu.
+  // Runs `fn` in one transaction, committing when it returns OK and rolling back otherwise
+  // (sqlite::Transaction), with the test hook just before a write's COMMIT. Caller holds mu.
   absl::Status Transaction(bool write, const std::function<absl::Status()>& fn) {
-    RETURN_IF_ERROR(Exec(write ? "BEGIN IMMEDIATE" : "BEGIN"));
-    absl::Status status = fn();
-    if (status.ok() && write && before_commit) before_commit();
-    if (status.ok()) status = Exec("COMMIT");
-    if (!status.ok() && sqlite3_get_autocommit(db) == 0) {
-      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    return status;
-  }
-
-  absl::StatusOr<int> UserVersion() {
-    ASSIGN_OR_RETURN(Stmt st, Prepare("PRAGMA user_version"));
-    ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return Error(SQLITE_ERROR, "reading user_version");
-    return static_cast<int>(st.Int(0));
-  }
-
-  absl::Status Migrate() {
-    ASSIGN_OR_RETURN(int version, UserVersion());
-    if (version == kSchemaVersion) return absl::OkStatus();
-    return Transaction(true, [&]() -> absl::Status {
-      // Again under the write lock: another process may have migrated meanwhile.
-      ASSIGN_OR_RETURN(version, UserVersion());
-      if (version > kSchemaVersion || version < 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("metadata ", path, ": schema version ", version,
-                         " is not one this berth knows (it reads up to ", kSchemaVersion, ")"));
-      }
-      for (int v = version; v < kSchemaVersion; ++v) {
-        char* err = nullptr;
-        int rc = sqlite3_exec(db, kMigrations[v], nullptr, nullptr, &err);
-        if (rc != SQLITE_OK) {
-          std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
-          sqlite3_free(err);
-          return absl::Status(CodeFor(rc), absl::StrCat("metadata ", path, ": migrating schema ", v,
-                                                        " -> ", v + 1, ": ", msg));
-        }
-      }
-      return Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
-    });
+    ASSIGN_OR_RETURN(sqlite::Transaction tx, sqlite::Transaction::Begin(*db, write));
+    RETURN_IF_ERROR(fn());
+    if (write && before_commit) before_commit();
+    return tx.Commit();
   }
 
   absl::StatusOr<Digest> ParseDigest(absl::string_view text, absl::string_view what) const {
@@ -322,7 +165,7 @@ struct MetadataStore::Impl {
 
   absl::StatusOr<std::vector<std::string>> Strings(absl::string_view sql, const Digest& id) {
     ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
-    st.Bind(1, id);
+    st.Bind(1, id.ToString());
     std::vector<std::string> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step());
@@ -402,14 +245,14 @@ struct MetadataStore::Impl {
   // users += delta for one snapshot; NotFound / FailedPrecondition as AddSnapshotUser says.
   absl::Status AddUsers(const Digest& chain_id, int64_t delta) {
     ASSIGN_OR_RETURN(Stmt st, Prepare("UPDATE snapshots SET users = users + ? WHERE chain_id = ?"));
-    st.Bind(1, delta).Bind(2, chain_id);
+    st.Bind(1, delta).Bind(2, chain_id.ToString());
     absl::Status s = st.Run();
     if (absl::IsFailedPrecondition(s)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "snapshot ", chain_id.ToString(), ": users would go below zero (adding ", delta, ")"));
     }
     RETURN_IF_ERROR(s);
-    if (sqlite3_changes(db) == 0) {
+    if (db->Changes() == 0) {
       return absl::NotFoundError(absl::StrCat("snapshot ", chain_id.ToString(), " not found"));
     }
     return absl::OkStatus();
@@ -421,69 +264,36 @@ struct MetadataStore::Impl {
                      Prepare(absl::StrCat("INSERT INTO ", table, "(", column,
                                           ", image_id) VALUES(?, ?) ON CONFLICT(", column,
                                           ") DO UPDATE SET image_id = excluded.image_id")));
-    st.Bind(1, name).Bind(2, id);
+    st.Bind(1, name).Bind(2, id.ToString());
     return st.Run();
   }
 
   absl::StatusOr<bool> ImageExists(const Digest& id) {
     ASSIGN_OR_RETURN(Stmt st, Prepare("SELECT 1 FROM images WHERE id = ?"));
-    st.Bind(1, id);
+    st.Bind(1, id.ToString());
     return st.Step();
   }
 };
-
-absl::StatusOr<bool> Stmt::Step() {
-  if (bind_rc_ != SQLITE_OK) {
-    return SqliteError(db_, *path_, bind_rc_, absl::StrCat("binding \"", sqlite3_sql(stmt_), "\""));
-  }
-  int rc = sqlite3_step(stmt_);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  absl::string_view sql = sqlite3_sql(stmt_);
-  return SqliteError(db_, *path_, rc, absl::StrCat("\"", sql.substr(0, 60), "\""));
-}
 
 MetadataStore::MetadataStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MetadataStore::~MetadataStore() = default;
 
 const std::string& MetadataStore::path() const {
-  return impl_->path;
+  return impl_->db->path();
 }
 
 absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(const std::string& path) {
-  // Create the file ourselves so it (and the -wal/-shm files SQLite derives from it) is 0600:
-  // image configs can carry secrets in their environment.
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return LastErrnoError(absl::StrCat("open metadata database ", path));
-  ::close(fd);
-
+  // The file is created 0600 (and so are the -wal/-shm files SQLite derives from it): image
+  // configs can carry secrets in their environment.
   auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
-  if (rc != SQLITE_OK) return impl->Error(rc, "opening");
-  sqlite3_busy_timeout(impl->db, 5000);
-  {
-    // The first statement reads the header: a file that is not a database fails here.
-    ASSIGN_OR_RETURN(Stmt st, impl->Prepare("PRAGMA journal_mode = WAL"));
-    absl::StatusOr<bool> row = st.Step();
-    if (!row.ok()) return Annotate(row.status(), "enabling WAL");
-    if (!*row || absl::AsciiStrToLower(st.Text(0)) != "wal") {
-      return absl::FailedPreconditionError(absl::StrCat("metadata ", path,
-                                                        ": cannot enable WAL (journal mode is \"",
-                                                        *row ? st.Text(0) : "", "\")"));
-    }
-  }
-  RETURN_IF_ERROR(impl->Exec("PRAGMA foreign_keys = ON"));
-  RETURN_IF_ERROR(impl->Exec("PRAGMA synchronous = NORMAL"));
-  RETURN_IF_ERROR(impl->Migrate());
+  ASSIGN_OR_RETURN(impl->db, sqlite::Db::Open(path, "metadata", "metadata database"));
+  RETURN_IF_ERROR(impl->db->Migrate(kMigrations));
   return std::unique_ptr<MetadataStore>(new MetadataStore(std::move(impl)));
 }
 
 absl::StatusOr<int> MetadataStore::SchemaVersion() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->UserVersion();
+  return impl_->db->UserVersion();
 }
 
 void MetadataStore::SetBeforeCommitHookForTesting(std::function<void()> hook) {
@@ -525,8 +335,8 @@ absl::Status MetadataStore::PutImage(const ImageRecord& image) {
                       "chain_ids = excluded.chain_ids, config = excluded.config, "
                       "pinned = excluded.pinned, created_at = excluded.created_at, "
                       "last_used = excluded.last_used")));
-              st.Bind(1, image.id)
-                  .Bind(2, image.manifest_digest)
+              st.Bind(1, image.id.ToString())
+                  .Bind(2, image.manifest_digest.ToString())
                   .Bind(3, image.manifest_media_type)
                   .Bind(4, static_cast<int64_t>(image.size))
                   .Bind(5, DigestsJson(image.layer_digests))
@@ -545,7 +355,7 @@ absl::Status MetadataStore::PutImage(const ImageRecord& image) {
               {
                 ASSIGN_OR_RETURN(
                     Stmt st, d.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE image_id = ?")));
-                st.Bind(1, image.id);
+                st.Bind(1, image.id.ToString());
                 RETURN_IF_ERROR(st.Run());
               }
               for (const std::string& name : *names) {
@@ -566,7 +376,7 @@ absl::Status MetadataStore::PutImage(const ImageRecord& image) {
               ASSIGN_OR_RETURN(
                   Stmt st,
                   d.Prepare("DELETE FROM image_snapshots WHERE image_id = ? AND chain_id = ?"));
-              st.Bind(1, image.id).Bind(2, c);
+              st.Bind(1, image.id.ToString()).Bind(2, c);
               RETURN_IF_ERROR(st.Run());
               ASSIGN_OR_RETURN(Digest chain, d.ParseDigest(c, "image_snapshots chain_id"));
               RETURN_IF_ERROR(d.AddUsers(chain, -1));
@@ -584,7 +394,7 @@ absl::Status MetadataStore::PutImage(const ImageRecord& image) {
               ASSIGN_OR_RETURN(
                   Stmt st,
                   d.Prepare("INSERT INTO image_snapshots(image_id, chain_id) VALUES(?, ?)"));
-              st.Bind(1, image.id).Bind(2, text);
+              st.Bind(1, image.id.ToString()).Bind(2, text);
               RETURN_IF_ERROR(st.Run());
             }
             return absl::OkStatus();
@@ -597,7 +407,7 @@ absl::StatusOr<ImageRecord> MetadataStore::GetImage(const Digest& id) {
   ASSIGN_OR_RETURN(
       std::vector<ImageRecord> found,
       impl_->ReadImages(absl::StrCat("SELECT ", kImageColumns, " FROM images WHERE id = ?"),
-                        [&](Stmt& st) { st.Bind(1, id); }));
+                        [&](Stmt& st) { st.Bind(1, id.ToString()); }));
   if (found.empty()) {
     return absl::NotFoundError(absl::StrCat("image ", id.ToString(), " not found"));
   }
@@ -663,7 +473,7 @@ absl::Status MetadataStore::UntagImage(absl::string_view tag) {
   ASSIGN_OR_RETURN(Stmt st, impl_->Prepare("DELETE FROM image_tags WHERE tag = ?"));
   st.Bind(1, tag);
   RETURN_IF_ERROR(Annotate(st.Run(), absl::StrCat("untag ", tag)));
-  if (sqlite3_changes(impl_->db) == 0) {
+  if (impl_->db->Changes() == 0) {
     return absl::NotFoundError(absl::StrCat("no image is tagged ", tag));
   }
   return absl::OkStatus();
@@ -677,15 +487,15 @@ absl::Status MetadataStore::DeleteImage(const Digest& id) {
       ASSIGN_OR_RETURN(Stmt st, d.Prepare("UPDATE snapshots SET users = users - 1 WHERE chain_id "
                                           "IN (SELECT chain_id FROM image_snapshots WHERE "
                                           "image_id = ?)"));
-      st.Bind(1, id);
+      st.Bind(1, id.ToString());
       RETURN_IF_ERROR(
           Annotate(st.Run(), absl::StrCat("releasing the snapshots of image ", id.ToString())));
     }
     // Tags, repo digests and image_snapshots rows go with it (ON DELETE CASCADE).
     ASSIGN_OR_RETURN(Stmt st, d.Prepare("DELETE FROM images WHERE id = ?"));
-    st.Bind(1, id);
+    st.Bind(1, id.ToString());
     RETURN_IF_ERROR(Annotate(st.Run(), absl::StrCat("delete image ", id.ToString())));
-    if (sqlite3_changes(d.db) == 0) {
+    if (d.db->Changes() == 0) {
       return absl::NotFoundError(absl::StrCat("image ", id.ToString(), " not found"));
     }
     return absl::OkStatus();
@@ -695,9 +505,9 @@ absl::Status MetadataStore::DeleteImage(const Digest& id) {
 absl::Status MetadataStore::TouchImage(const Digest& id, absl::Time when) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   ASSIGN_OR_RETURN(Stmt st, impl_->Prepare("UPDATE images SET last_used = ? WHERE id = ?"));
-  st.Bind(1, absl::ToUnixNanos(when)).Bind(2, id);
+  st.Bind(1, absl::ToUnixNanos(when)).Bind(2, id.ToString());
   RETURN_IF_ERROR(Annotate(st.Run(), absl::StrCat("touch image ", id.ToString())));
-  if (sqlite3_changes(impl_->db) == 0) {
+  if (impl_->db->Changes() == 0) {
     return absl::NotFoundError(absl::StrCat("image ", id.ToString(), " not found"));
   }
   return absl::OkStatus();
@@ -719,7 +529,7 @@ absl::Status MetadataStore::PutSnapshot(const SnapshotRecord& s) {
           [&]() -> absl::Status {
             if (s.parent.has_value()) {
               ASSIGN_OR_RETURN(Stmt st, d.Prepare("SELECT 1 FROM snapshots WHERE chain_id = ?"));
-              st.Bind(1, *s.parent);
+              st.Bind(1, s.parent->ToString());
               ASSIGN_OR_RETURN(bool found, st.Step());
               if (!found) {
                 return absl::FailedPreconditionError(
@@ -730,12 +540,12 @@ absl::Status MetadataStore::PutSnapshot(const SnapshotRecord& s) {
                              d.Prepare(absl::StrCat("INSERT INTO snapshots(", kSnapshotColumns,
                                                     ") VALUES(?, ?, ?, ?, ?) "
                                                     "ON CONFLICT(chain_id) DO NOTHING")));
-            st.Bind(1, s.chain_id)
-                .Bind(2, s.diff_id)
+            st.Bind(1, s.chain_id.ToString())
+                .Bind(2, s.diff_id.ToString())
                 .Bind(4, static_cast<int64_t>(s.size))
                 .Bind(5, s.users);
             if (s.parent.has_value()) {
-              st.Bind(3, *s.parent);
+              st.Bind(3, s.parent->ToString());
             } else {
               st.BindNull(3);
             }
@@ -748,7 +558,7 @@ absl::StatusOr<std::optional<SnapshotRecord>> MetadataStore::GetSnapshot(const D
   std::lock_guard<std::mutex> lock(impl_->mu);
   ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(absl::StrCat("SELECT ", kSnapshotColumns,
                                                         " FROM snapshots WHERE chain_id = ?")));
-  st.Bind(1, chain_id);
+  st.Bind(1, chain_id.ToString());
   ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::nullopt;
   ASSIGN_OR_RETURN(SnapshotRecord s, impl_->SnapshotFromRow(st));
@@ -821,7 +631,7 @@ absl::Status MetadataStore::DeleteSnapshot(const Digest& chain_id) {
             {
               ASSIGN_OR_RETURN(Stmt st,
                                d.Prepare("SELECT users FROM snapshots WHERE chain_id = ?"));
-              st.Bind(1, chain_id);
+              st.Bind(1, chain_id.ToString());
               ASSIGN_OR_RETURN(bool found, st.Step());
               if (!found) return absl::NotFoundError("no such snapshot");
               if (int64_t users = st.Int(0); users > 0) {
@@ -831,7 +641,7 @@ absl::Status MetadataStore::DeleteSnapshot(const Digest& chain_id) {
             {
               ASSIGN_OR_RETURN(Stmt st,
                                d.Prepare("SELECT chain_id FROM snapshots WHERE parent = ?"));
-              st.Bind(1, chain_id);
+              st.Bind(1, chain_id.ToString());
               ASSIGN_OR_RETURN(bool child, st.Step());
               if (child) {
                 return absl::FailedPreconditionError(
@@ -839,7 +649,7 @@ absl::Status MetadataStore::DeleteSnapshot(const Digest& chain_id) {
               }
             }
             ASSIGN_OR_RETURN(Stmt st, d.Prepare("DELETE FROM snapshots WHERE chain_id = ?"));
-            st.Bind(1, chain_id);
+            st.Bind(1, chain_id.ToString());
             return st.Run();
           }),
       what);
