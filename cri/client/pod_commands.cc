@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <regex>
 #include <string>
@@ -187,6 +188,75 @@ absl::StatusOr<std::vector<v1::Container>> ListContainers(Connection& conn,
   return std::vector<v1::Container>(resp.containers().begin(), resp.containers().end());
 }
 
+absl::Status StopPodSandbox(Connection& conn, const std::string& id) {
+  v1::StopPodSandboxRequest req;
+  req.set_pod_sandbox_id(id);
+  v1::StopPodSandboxResponse resp;
+  auto ctx = conn.NewContext();
+  return conn.Check(conn.runtime().StopPodSandbox(ctx.get(), req, &resp), "StopPodSandbox");
+}
+
+absl::Status RemovePodSandbox(Connection& conn, const std::string& id) {
+  v1::RemovePodSandboxRequest req;
+  req.set_pod_sandbox_id(id);
+  v1::RemovePodSandboxResponse resp;
+  auto ctx = conn.NewContext();
+  return conn.Check(conn.runtime().RemovePodSandbox(ctx.get(), req, &resp), "RemovePodSandbox");
+}
+
+absl::Status RemoveContainer(Connection& conn, const std::string& id) {
+  v1::RemoveContainerRequest req;
+  req.set_container_id(id);
+  v1::RemoveContainerResponse resp;
+  auto ctx = conn.NewContext();
+  return conn.Check(conn.runtime().RemoveContainer(ctx.get(), req, &resp), "RemoveContainer");
+}
+
+// ---- output shared by several commands -----------------------------------------------------
+
+// Runs `fn` on every id in turn: an id that fails has its error printed and the others still
+// run. The exit code: PrintError's for the last failure, 0 when none failed.
+int ForEachId(const std::vector<std::string>& ids, std::ostream& err,
+              const std::function<absl::Status(const std::string&)>& fn) {
+  int rc = 0;
+  for (const std::string& id : ids) {
+    if (absl::Status st = fn(id); !st.ok()) rc = PrintError(err, st);
+  }
+  return rc;
+}
+
+// The ids given (rm, rmp) and, with --all, the id of every item `list()` returns.
+template <typename List>
+absl::StatusOr<std::vector<std::string>> TargetIds(const RemoveFlags& flags, const List& list) {
+  std::vector<std::string> ids = flags.ids;
+  if (flags.all) {
+    ASSIGN_OR_RETURN(auto items, list());
+    for (const auto& item : items) ids.push_back(item.id());
+  }
+  return ids;
+}
+
+// A listing (pods, ps): the ids alone with -q; else the List response (`add` appends one item
+// to it) as JSON or YAML with -o; else a table of `header` and row(item) for each item.
+template <typename Response, typename T>
+void PrintListing(const GlobalOptions& opts, bool quiet, const std::vector<T>& items,
+                  T* (Response::*add)(), std::vector<std::string> header,
+                  const std::function<std::vector<std::string>(const T&)>& row, std::ostream& out) {
+  if (quiet) {
+    for (const T& item : items) out << item.id() << "\n";
+    return;
+  }
+  if (opts.output != OutputFormat::kTable) {
+    Response resp;
+    for (const T& item : items) *(resp.*add)() = item;
+    out << RenderStructured(MessageToJson(resp), opts.output);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows = {std::move(header)};
+  for (const T& item : items) rows.push_back(row(item));
+  out << RenderTable(rows);
+}
+
 // {"status": <status>, <each info key>: <its value, parsed when JSON>}, as crictl prints.
 void PrintInspect(const GlobalOptions& opts, const google::protobuf::Message& status,
                   const google::protobuf::Map<std::string, std::string>& info, std::ostream& out) {
@@ -362,60 +432,26 @@ int CmdStopPods(const GlobalOptions& opts, const std::vector<std::string>& ids, 
                 std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  int rc = 0;
-  for (const std::string& id : ids) {
-    v1::StopPodSandboxRequest req;
-    req.set_pod_sandbox_id(id);
-    v1::StopPodSandboxResponse resp;
-    auto ctx = conn->NewContext();
-    absl::Status st =
-        conn->Check(conn->runtime().StopPodSandbox(ctx.get(), req, &resp), "StopPodSandbox");
-    if (!st.ok()) {
-      rc = PrintError(err, st);
-      continue;
-    }
+  return ForEachId(ids, err, [&](const std::string& id) -> absl::Status {
+    RETURN_IF_ERROR(StopPodSandbox(*conn, id));
     out << "Stopped sandbox " << id << "\n";
-  }
-  return rc;
+    return absl::OkStatus();
+  });
 }
 
 int CmdRemovePods(const GlobalOptions& opts, const RemoveFlags& flags, std::ostream& out,
                   std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  std::vector<std::string> ids = flags.ids;
-  if (flags.all) {
-    absl::StatusOr<std::vector<v1::PodSandbox>> pods = ListPods(*conn, nullptr);
-    if (!pods.ok()) return PrintError(err, pods.status());
-    for (const v1::PodSandbox& p : *pods) ids.push_back(p.id());
-  }
-  int rc = 0;
-  for (const std::string& id : ids) {
-    if (flags.force) {
-      v1::StopPodSandboxRequest req;
-      req.set_pod_sandbox_id(id);
-      v1::StopPodSandboxResponse resp;
-      auto ctx = conn->NewContext();
-      absl::Status st =
-          conn->Check(conn->runtime().StopPodSandbox(ctx.get(), req, &resp), "StopPodSandbox");
-      if (!st.ok()) {
-        rc = PrintError(err, st);
-        continue;
-      }
-    }
-    v1::RemovePodSandboxRequest req;
-    req.set_pod_sandbox_id(id);
-    v1::RemovePodSandboxResponse resp;
-    auto ctx = conn->NewContext();
-    absl::Status st =
-        conn->Check(conn->runtime().RemovePodSandbox(ctx.get(), req, &resp), "RemovePodSandbox");
-    if (!st.ok()) {
-      rc = PrintError(err, st);
-      continue;
-    }
+  absl::StatusOr<std::vector<std::string>> ids =
+      TargetIds(flags, [&] { return ListPods(*conn, nullptr); });
+  if (!ids.ok()) return PrintError(err, ids.status());
+  return ForEachId(*ids, err, [&](const std::string& id) -> absl::Status {
+    if (flags.force) RETURN_IF_ERROR(StopPodSandbox(*conn, id));
+    RETURN_IF_ERROR(RemovePodSandbox(*conn, id));
     out << "Removed sandbox " << id << "\n";
-  }
-  return rc;
+    return absl::OkStatus();
+  });
 }
 
 int CmdPods(const GlobalOptions& opts, const PodsFlags& flags, std::ostream& out,
@@ -453,25 +489,19 @@ int CmdPods(const GlobalOptions& opts, const PodsFlags& flags, std::ostream& out
   }
   SortAndLimit(pods, flags.latest, flags.last);
 
-  if (flags.quiet) {
-    for (const v1::PodSandbox& p : pods) out << p.id() << "\n";
-    return 0;
-  }
-  if (opts.output != OutputFormat::kTable) {
-    v1::ListPodSandboxResponse resp;
-    for (const v1::PodSandbox& p : pods) *resp.add_items() = p;
-    out << RenderStructured(MessageToJson(resp), opts.output);
-    return 0;
-  }
-  std::vector<std::vector<std::string>> rows = {
-      {"POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT", "RUNTIME"}};
-  for (const v1::PodSandbox& p : pods) {
-    rows.push_back({flags.no_trunc ? p.id() : TruncateId(p.id()), Created(p.created_at()),
-                    PodState(p.state()), p.metadata().name(), p.metadata().namespace_(),
-                    absl::StrCat(p.metadata().attempt()),
-                    p.runtime_handler().empty() ? "(default)" : p.runtime_handler()});
-  }
-  out << RenderTable(rows);
+  PrintListing<v1::ListPodSandboxResponse, v1::PodSandbox>(
+      opts, flags.quiet, pods, &v1::ListPodSandboxResponse::add_items,
+      {"POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT", "RUNTIME"},
+      [&](const v1::PodSandbox& p) -> std::vector<std::string> {
+        return {flags.no_trunc ? p.id() : TruncateId(p.id()),
+                Created(p.created_at()),
+                PodState(p.state()),
+                p.metadata().name(),
+                p.metadata().namespace_(),
+                absl::StrCat(p.metadata().attempt()),
+                p.runtime_handler().empty() ? "(default)" : p.runtime_handler()};
+      },
+      out);
   return 0;
 }
 
@@ -479,25 +509,20 @@ int CmdInspectPods(const GlobalOptions& opts, const std::vector<std::string>& id
                    std::ostream& out, std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  int rc = 0;
-  for (const std::string& id : ids) {
+  return ForEachId(ids, err, [&](const std::string& id) -> absl::Status {
     v1::PodSandboxStatusRequest req;
     req.set_pod_sandbox_id(id);
     req.set_verbose(true);
     v1::PodSandboxStatusResponse resp;
     auto ctx = conn->NewContext();
-    absl::Status st =
-        conn->Check(conn->runtime().PodSandboxStatus(ctx.get(), req, &resp), "PodSandboxStatus");
-    if (st.ok() && !resp.has_status()) {
-      st = absl::NotFoundError(absl::StrCat("pod sandbox \"", id, "\" not found"));
-    }
-    if (!st.ok()) {
-      rc = PrintError(err, st);
-      continue;
+    RETURN_IF_ERROR(
+        conn->Check(conn->runtime().PodSandboxStatus(ctx.get(), req, &resp), "PodSandboxStatus"));
+    if (!resp.has_status()) {
+      return absl::NotFoundError(absl::StrCat("pod sandbox \"", id, "\" not found"));
     }
     PrintInspect(opts, resp.status(), resp.info(), out);
-  }
-  return rc;
+    return absl::OkStatus();
+  });
 }
 
 // ---- containers ----------------------------------------------------------------------------
@@ -524,15 +549,11 @@ int CmdStart(const GlobalOptions& opts, const std::vector<std::string>& ids, std
              std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  int rc = 0;
-  for (const std::string& id : ids) {
-    if (absl::Status st = StartContainer(*conn, id); !st.ok()) {
-      rc = PrintError(err, st);
-      continue;
-    }
+  return ForEachId(ids, err, [&](const std::string& id) -> absl::Status {
+    RETURN_IF_ERROR(StartContainer(*conn, id));
     out << id << "\n";
-  }
-  return rc;
+    return absl::OkStatus();
+  });
 }
 
 int CmdStop(const GlobalOptions& opts, const StopFlags& flags, std::ostream& out,
@@ -542,59 +563,34 @@ int CmdStop(const GlobalOptions& opts, const StopFlags& flags, std::ostream& out
   }
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  int rc = 0;
-  for (const std::string& id : flags.ids) {
-    if (absl::Status st = StopContainer(*conn, id, flags.timeout_seconds, opts.timeout); !st.ok()) {
-      rc = PrintError(err, st);
-      continue;
-    }
+  return ForEachId(flags.ids, err, [&](const std::string& id) -> absl::Status {
+    RETURN_IF_ERROR(StopContainer(*conn, id, flags.timeout_seconds, opts.timeout));
     out << id << "\n";
-  }
-  return rc;
+    return absl::OkStatus();
+  });
 }
 
 int CmdRemove(const GlobalOptions& opts, const RemoveFlags& flags, std::ostream& out,
               std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  std::vector<std::string> ids = flags.ids;
-  if (flags.all) {
-    absl::StatusOr<std::vector<v1::Container>> all = ListContainers(*conn, nullptr);
-    if (!all.ok()) return PrintError(err, all.status());
-    for (const v1::Container& c : *all) ids.push_back(c.id());
-  }
-  int rc = 0;
-  for (const std::string& id : ids) {
+  absl::StatusOr<std::vector<std::string>> ids =
+      TargetIds(flags, [&] { return ListContainers(*conn, nullptr); });
+  if (!ids.ok()) return PrintError(err, ids.status());
+  return ForEachId(*ids, err, [&](const std::string& id) -> absl::Status {
     // As crictl: a running container is refused unless forced, then stopped at once.
-    absl::StatusOr<v1::ContainerStatusResponse> status = ContainerStatus(*conn, id, false);
-    if (!status.ok()) {
-      rc = PrintError(err, status.status());
-      continue;
-    }
-    if (status->status().state() == v1::CONTAINER_RUNNING) {
+    ASSIGN_OR_RETURN(v1::ContainerStatusResponse status, ContainerStatus(*conn, id, false));
+    if (status.status().state() == v1::CONTAINER_RUNNING) {
       if (!flags.force) {
-        rc = PrintError(err, absl::FailedPreconditionError(absl::StrCat(
-                                 "container ", id, " is running; stop it first or use -f")));
-        continue;
+        return absl::FailedPreconditionError(
+            absl::StrCat("container ", id, " is running; stop it first or use -f"));
       }
-      if (absl::Status st = StopContainer(*conn, id, 0, opts.timeout); !st.ok()) {
-        rc = PrintError(err, st);
-        continue;
-      }
+      RETURN_IF_ERROR(StopContainer(*conn, id, 0, opts.timeout));
     }
-    v1::RemoveContainerRequest req;
-    req.set_container_id(id);
-    v1::RemoveContainerResponse resp;
-    auto ctx = conn->NewContext();
-    absl::Status st =
-        conn->Check(conn->runtime().RemoveContainer(ctx.get(), req, &resp), "RemoveContainer");
-    if (!st.ok()) {
-      rc = PrintError(err, st);
-      continue;
-    }
+    RETURN_IF_ERROR(RemoveContainer(*conn, id));
     out << id << "\n";
-  }
-  return rc;
+    return absl::OkStatus();
+  });
 }
 
 int CmdRun(const GlobalOptions& opts, const RunFlags& flags, std::ostream& out, std::ostream& err) {
@@ -685,27 +681,23 @@ int CmdPs(const GlobalOptions& opts, const PsFlags& flags, std::ostream& out, st
   }
   SortAndLimit(ctrs, flags.latest, flags.last);
 
-  if (flags.quiet) {
-    for (const v1::Container& c : ctrs) out << c.id() << "\n";
-    return 0;
-  }
-  if (opts.output != OutputFormat::kTable) {
-    v1::ListContainersResponse resp;
-    for (const v1::Container& c : ctrs) *resp.add_containers() = c;
-    out << RenderStructured(MessageToJson(resp), opts.output);
-    return 0;
-  }
-  std::vector<std::vector<std::string>> rows = {
-      {"CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID"}};
-  for (const v1::Container& c : ctrs) {
-    std::string image = c.image().image();
-    if (!flags.no_trunc && absl::StartsWith(image, "sha256:")) image = TruncateId(image, "sha256:");
-    rows.push_back({flags.no_trunc ? c.id() : TruncateId(c.id()), image, Created(c.created_at()),
-                    ContainerStateName(c.state()), c.metadata().name(),
-                    absl::StrCat(c.metadata().attempt()),
-                    flags.no_trunc ? c.pod_sandbox_id() : TruncateId(c.pod_sandbox_id())});
-  }
-  out << RenderTable(rows);
+  PrintListing<v1::ListContainersResponse, v1::Container>(
+      opts, flags.quiet, ctrs, &v1::ListContainersResponse::add_containers,
+      {"CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID"},
+      [&](const v1::Container& c) -> std::vector<std::string> {
+        std::string image = c.image().image();
+        if (!flags.no_trunc && absl::StartsWith(image, "sha256:")) {
+          image = TruncateId(image, "sha256:");
+        }
+        return {flags.no_trunc ? c.id() : TruncateId(c.id()),
+                image,
+                Created(c.created_at()),
+                ContainerStateName(c.state()),
+                c.metadata().name(),
+                absl::StrCat(c.metadata().attempt()),
+                flags.no_trunc ? c.pod_sandbox_id() : TruncateId(c.pod_sandbox_id())};
+      },
+      out);
   return 0;
 }
 
@@ -713,16 +705,11 @@ int CmdInspect(const GlobalOptions& opts, const std::vector<std::string>& ids, s
                std::ostream& err) {
   absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
   if (!conn.ok()) return PrintError(err, conn.status());
-  int rc = 0;
-  for (const std::string& id : ids) {
-    absl::StatusOr<v1::ContainerStatusResponse> resp = ContainerStatus(*conn, id, true);
-    if (!resp.ok()) {
-      rc = PrintError(err, resp.status());
-      continue;
-    }
-    PrintInspect(opts, resp->status(), resp->info(), out);
-  }
-  return rc;
+  return ForEachId(ids, err, [&](const std::string& id) -> absl::Status {
+    ASSIGN_OR_RETURN(v1::ContainerStatusResponse resp, ContainerStatus(*conn, id, true));
+    PrintInspect(opts, resp.status(), resp.info(), out);
+    return absl::OkStatus();
+  });
 }
 
 int CmdLogs(const GlobalOptions& opts, const LogsFlags& flags, std::ostream& out,

@@ -3,17 +3,10 @@
 // with Debian's CNI bridge plugin and the busybox fixture image imported from its OCI layout.
 // Like pod_test.cc, the whole test runs in a private network and mount namespace of its own (see
 // main); every pod's cgroup is under berth-test-pods/berthctl-<pid>-*, which the test removes.
-#include <net/if.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <regex>
@@ -30,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/berthd_launcher.h"
+#include "tests/integration/pod_env.h"
 #include "tests/integration/process.h"
 
 namespace berth::testing {
@@ -40,12 +34,6 @@ namespace v1 = ::runtime::v1;
 constexpr char kCgroupParent[] = "berth-test-pods";
 const std::string kBusybox = "localhost/berth-test/busybox:1";
 
-std::unique_ptr<grpc::ClientContext> LongCtx(int seconds) {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-  return ctx;
-}
-
 // This process's pod cgroups ("berthctl-<pid>-...") under the test parent, in any hierarchy.
 std::string CgroupPrefix() {
   return absl::StrCat("berthctl-", ::getpid(), "-");
@@ -53,15 +41,8 @@ std::string CgroupPrefix() {
 
 std::vector<std::string> TestCgroups() {
   std::vector<std::string> found;
-  for (const std::string& root :
-       {std::string("/sys/fs/cgroup"), std::string("/sys/fs/cgroup/memory"),
-        std::string("/sys/fs/cgroup/cpu,cpuacct"), std::string("/sys/fs/cgroup/pids")}) {
-    std::string dir = absl::StrCat(root, "/", kCgroupParent);
-    CommandResult r = RunCommand({"/usr/bin/find", dir, "-mindepth", "1", "-maxdepth", "1", "-type",
-                                  "d", "-name", CgroupPrefix() + "*"});
-    for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-      found.emplace_back(line);
-    }
+  for (std::string& d : ListCgroupsUnder(kCgroupParent)) {
+    if (absl::StrContains(d, absl::StrCat("/", CgroupPrefix()))) found.push_back(std::move(d));
   }
   return found;
 }
@@ -74,15 +55,8 @@ class BerthctlPodsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ::mkdir((dir_ / "net.d").c_str(), 0755);
-    WriteFileOrDie(dir_ / "net.d/10-test.conflist", absl::StrCat(R"({
-      "cniVersion": "1.0.0", "name": "berthctl-pods-test",
-      "plugins": [
-        {"type": "bridge", "bridge": "berthctl0", "isGateway": true, "ipMasq": false,
-         "ipam": {"type": "host-local", "dataDir": ")",
-                                                                 dir_ / "ipam", R"(",
-                  "ranges": [[{"subnet": "10.199.8.0/24"}]],
-                  "routes": [{"dst": "0.0.0.0/0"}]}},
-        {"type": "portmap", "capabilities": {"portMappings": true}}]})"));
+    WriteBridgeConflist(dir_ / "net.d/10-test.conflist", "berthctl-pods-test", "berthctl0",
+                        "10.199.8.0/24", dir_ / "ipam");
     // Records of at most 256 bytes: longer lines become partial (P) records.
     d_ = std::make_unique<Berthd>(dir_, "[runtime]\nlog_max_line = 256\n");
     d_->Start();
@@ -94,60 +68,18 @@ class BerthctlPodsTest : public ::testing::Test {
 
   void TearDown() override {
     // Whatever a failed test left: removed through the CRI, then checked gone.
-    v1::ListPodSandboxRequest lreq;
-    v1::ListPodSandboxResponse lresp;
-    if (rt_ && rt_->ListPodSandbox(Ctx().get(), lreq, &lresp).ok()) {
-      for (const v1::PodSandbox& p : lresp.items()) {
-        v1::StopPodSandboxRequest s;
-        s.set_pod_sandbox_id(p.id());
-        v1::StopPodSandboxResponse sr;
-        (void)rt_->StopPodSandbox(LongCtx(60).get(), s, &sr);
-        v1::RemovePodSandboxRequest r;
-        r.set_pod_sandbox_id(p.id());
-        v1::RemovePodSandboxResponse rr;
-        EXPECT_TRUE(rt_->RemovePodSandbox(LongCtx(60).get(), r, &rr).ok());
-      }
-    }
+    RemoveEveryPod(rt_.get());
     ExpectHostClean();
     if (d_) d_->child().Stop(SIGTERM, absl::Seconds(10));
-    for (const std::string& root :
-         {std::string("/sys/fs/cgroup"), std::string("/sys/fs/cgroup/memory"),
-          std::string("/sys/fs/cgroup/cpu,cpuacct"), std::string("/sys/fs/cgroup/cpu"),
-          std::string("/sys/fs/cgroup/cpuacct"), std::string("/sys/fs/cgroup/pids"),
-          std::string("/sys/fs/cgroup/cpuset"), std::string("/sys/fs/cgroup/blkio"),
-          std::string("/sys/fs/cgroup/devices"), std::string("/sys/fs/cgroup/freezer"),
-          std::string("/sys/fs/cgroup/hugetlb"), std::string("/sys/fs/cgroup/net_cls,net_prio"),
-          std::string("/sys/fs/cgroup/perf_event"), std::string("/sys/fs/cgroup/systemd"),
-          std::string("/sys/fs/cgroup/unified"), std::string("/sys/fs/cgroup/misc"),
-          std::string("/sys/fs/cgroup/rdma")}) {
-      // Leftovers of this process first (a failed test), then the shared parent if it is empty.
-      CommandResult left =
-          RunCommand({"/usr/bin/find", absl::StrCat(root, "/", kCgroupParent), "-mindepth", "1",
-                      "-depth", "-type", "d", "-path", absl::StrCat("*/", CgroupPrefix(), "*")});
-      for (absl::string_view d : absl::StrSplit(left.out, '\n', absl::SkipEmpty())) {
-        ::rmdir(std::string(d).c_str());
-      }
-      ::rmdir(absl::StrCat(root, "/", kCgroupParent).c_str());
-    }
+    // Leftovers of this process first (a failed test; children before their parents), then
+    // the shared parent if it is empty.
+    std::vector<std::string> left = TestCgroups();
+    for (auto d = left.rbegin(); d != left.rend(); ++d) ::rmdir(d->c_str());
+    RemoveCgroupParents({kCgroupParent});
   }
 
   // No pod dir, container dir, mount, cgroup, address lease or monitor is left.
-  void ExpectHostClean() {
-    CommandResult pods = RunCommand({"/usr/bin/find", dir_ / "state/pods", "-mindepth", "1"});
-    EXPECT_EQ(pods.out, "") << "pod dirs left";
-    CommandResult ctrs = RunCommand({"/usr/bin/find", dir_ / "root/containers", "-mindepth", "1"});
-    EXPECT_EQ(ctrs.out, "") << "container dirs left";
-    std::string mounts = ReadFileOrEmpty("/proc/self/mountinfo");
-    EXPECT_EQ(mounts.find(dir_.path()), std::string::npos) << "mounts left:\n" << mounts;
-    std::vector<std::string> cgroups = TestCgroups();
-    EXPECT_TRUE(cgroups.empty()) << "cgroups left: " << cgroups.front();
-    CommandResult leases =
-        RunCommand({"/usr/bin/find", dir_ / "ipam", "-type", "f", "-name", "10.*"});
-    EXPECT_EQ(leases.out, "") << "address leases left";
-    CommandResult monitors =
-        RunCommand({"/usr/bin/pgrep", "-f", "berth-monitor --pod-dir " + dir_.path()});
-    EXPECT_EQ(monitors.out, "") << "monitors left";
-  }
+  void ExpectHostClean() { ExpectNoPodLeftovers(dir_, TestCgroups()); }
 
   CommandResult Ctl(const std::vector<std::string>& args,
                     absl::Duration timeout = absl::Seconds(60)) {
@@ -485,23 +417,6 @@ TEST_F(BerthctlPodsTest, BadConfigsAndIds) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
-    std::perror("unshare(CLONE_NEWNET|CLONE_NEWNS) (this test needs root)");
-    return 1;
-  }
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    std::perror("make / private");
-    return 1;
-  }
-  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct ifreq ifr {};
-  std::strcpy(ifr.ifr_name, "lo");
-  ::ioctl(s, SIOCGIFFLAGS, &ifr);
-  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-  if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) {
-    std::perror("bring lo up");
-    return 1;
-  }
-  ::close(s);
+  if (!berth::testing::EnterPrivateNetworkAndMountNamespace()) return 1;
   return RUN_ALL_TESTS();
 }

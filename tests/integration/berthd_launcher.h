@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cri/api/cri.h"
 #include "gtest/gtest.h"
 #include "tests/integration/process.h"
 
@@ -62,10 +63,33 @@ class Berthd {
   Child child_;
 };
 
-inline std::unique_ptr<grpc::ClientContext> Ctx() {
+inline std::unique_ptr<grpc::ClientContext> LongCtx(int seconds) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
   return ctx;
+}
+
+inline std::unique_ptr<grpc::ClientContext> Ctx() {
+  return LongCtx(10);
+}
+
+// Stops and removes every pod berthd lists (whatever a failed test left), expecting each
+// removal to succeed; nothing when `rt` is null or the listing fails.
+inline void RemoveEveryPod(::runtime::v1::RuntimeService::Stub* rt) {
+  namespace v1 = ::runtime::v1;
+  v1::ListPodSandboxRequest lreq;
+  v1::ListPodSandboxResponse lresp;
+  if (rt == nullptr || !rt->ListPodSandbox(Ctx().get(), lreq, &lresp).ok()) return;
+  for (const v1::PodSandbox& p : lresp.items()) {
+    v1::StopPodSandboxRequest s;
+    s.set_pod_sandbox_id(p.id());
+    v1::StopPodSandboxResponse sr;
+    (void)rt->StopPodSandbox(LongCtx(60).get(), s, &sr);
+    v1::RemovePodSandboxRequest r;
+    r.set_pod_sandbox_id(p.id());
+    v1::RemovePodSandboxResponse rr;
+    EXPECT_TRUE(rt->RemovePodSandbox(LongCtx(60).get(), r, &rr).ok());
+  }
 }
 
 }  // namespace berth::testing

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "network/netns.h"
 #include "network/network_manager.h"
+#include "tests/integration/pod_env.h"
 #include "tests/integration/process.h"
 
 namespace berth::testing {
@@ -434,26 +435,10 @@ TEST_F(NetworkTest, PackagedDefaultConfigWorksWithDebiansPlugins) {
 // this process even if it crashes.
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
-    std::perror("unshare(CLONE_NEWNET|CLONE_NEWNS) (this test needs root)");
-    return 1;
-  }
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    std::perror("make / private");
-    return 1;
-  }
+  if (!berth::testing::EnterPrivateNetworkAndMountNamespace()) return 1;
   // host-local's default lease store, for configs without a dataDir.
   if (::mount("tmpfs", "/var/lib", "tmpfs", 0, "mode=755") != 0) {
     std::perror("tmpfs on /var/lib");
-    return 1;
-  }
-  berth::UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  struct ifreq ifr {};
-  std::strcpy(ifr.ifr_name, "lo");
-  ::ioctl(s.get(), SIOCGIFFLAGS, &ifr);
-  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-  if (::ioctl(s.get(), SIOCSIFFLAGS, &ifr) != 0) {
-    std::perror("bring lo up");
     return 1;
   }
   return RUN_ALL_TESTS();
