@@ -480,24 +480,33 @@ struct Token {
 struct RegistryClient::Impl {
   RegistryOptions options;
   CURLSH* share = nullptr;
+  std::once_flag share_once;
   std::array<std::mutex, CURL_LOCK_DATA_LAST> share_locks;
 
   std::mutex mu;
   std::map<std::string, AuthChallenge> challenges;  // by endpoint origin
   std::map<std::string, Token> tokens;              // by realm|service|scope|credentials hash
 
-  explicit Impl(RegistryOptions o) : options(std::move(o)) {
-    std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    share = curl_share_init();
-    if (share != nullptr) {
-      curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::Lock);
-      curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::Unlock);
-      curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-      curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-      curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-      curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    }
+  explicit Impl(RegistryOptions o) : options(std::move(o)) {}
+
+  // libcurl (and with it OpenSSL, GnuTLS, Kerberos...) is initialised at the first registry
+  // request, not when berthd starts: a node that never pulls keeps none of that resident.
+  CURLSH* Share() {
+    std::call_once(share_once, [this] {
+      std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+      share = curl_share_init();
+      if (share != nullptr) {
+        curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::Lock);
+        curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::Unlock);
+        curl_share_setopt(share, CURLSHOPT_USERDATA, this);
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+      }
+    });
+    return share;
   }
+
   ~Impl() {
     if (share != nullptr) curl_share_cleanup(share);
   }
@@ -515,6 +524,7 @@ struct RegistryClient::Impl {
                  const Tls* tls) {
     Result r;
     r.resp.url = url;
+    CURLSH* sh = Share();  // initialises libcurl first (curl_easy_init would, unsafely)
     CURL* h = curl_easy_init();
     if (h == nullptr)
       return Fail(absl::ResourceExhaustedError("curl_easy_init failed"), Kind::kFatal);
@@ -535,7 +545,7 @@ struct RegistryClient::Impl {
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, options.user_agent.c_str());
-    if (share != nullptr) curl_easy_setopt(h, CURLOPT_SHARE, share);
+    if (sh != nullptr) curl_easy_setopt(h, CURLOPT_SHARE, sh);
     long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(options.request_timeout));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     if (!call.blob) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
