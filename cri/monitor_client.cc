@@ -9,7 +9,11 @@
 
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/file.h"
 #include "base/status.h"
@@ -27,7 +31,46 @@ bool SameProcess(pid_t pid, uint64_t start_time) {
   return now.ok() && *now == start_time;
 }
 
+absl::StatusOr<MonitorProcess> SpawnMonitorOnce(const MonitorSpawn& spawn);
+
+namespace {
+
+// The monitor of `pod_dir` by its pid file, if that process is still it (its command line
+// names the pod dir). {monitor pid, holder pid}; zeros when there is none.
+std::pair<pid_t, pid_t> MonitorFromPidFile(const std::string& pod_dir) {
+  absl::StatusOr<std::string> text = ReadFile(pod_dir + "/monitor.pid", 256);
+  if (!text.ok()) return {0, 0};
+  std::vector<std::string> f = absl::StrSplit(absl::StripAsciiWhitespace(*text), ' ');
+  pid_t pid = 0, holder = 0;
+  if (f.empty() || !absl::SimpleAtoi(f[0], &pid) || pid <= 0) return {0, 0};
+  if (f.size() > 1) (void)absl::SimpleAtoi(f[1], &holder);
+  absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"), 1 << 16);
+  if (!cmdline.ok() || !absl::StrContains(*cmdline, absl::StrCat("--pod-dir", std::string(1, '\0'),
+                                                                 pod_dir, std::string(1, '\0')))) {
+    return {0, 0};
+  }
+  return {pid, holder};
+}
+
+// Kills a monitor found by its pid file (and its holder, which it alone parents).
+void KillStrayMonitor(const std::string& pod_dir) {
+  auto [pid, holder] = MonitorFromPidFile(pod_dir);
+  if (pid <= 0) return;
+  if (holder > 0) ::kill(holder, SIGKILL);
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 500 && ::kill(pid, 0) == 0; ++i) ::usleep(2000);
+}
+
+}  // namespace
+
 absl::StatusOr<MonitorProcess> SpawnMonitor(const MonitorSpawn& spawn) {
+  absl::StatusOr<MonitorProcess> m = SpawnMonitorOnce(spawn);
+  // A monitor that started but was not confirmed is not left running.
+  if (!m.ok()) KillStrayMonitor(spawn.pod_dir);
+  return m;
+}
+
+absl::StatusOr<MonitorProcess> SpawnMonitorOnce(const MonitorSpawn& spawn) {
   // Everything the children need is made before fork: berthd is multi-threaded, so between
   // fork and exec only async-signal-safe calls are allowed.
   std::vector<std::string> args = {spawn.binary,
@@ -60,7 +103,9 @@ absl::StatusOr<MonitorProcess> SpawnMonitor(const MonitorSpawn& spawn) {
   if (child < 0) return LastErrnoError("fork");
   if (child == 0) {
     if (::setsid() < 0) ::_exit(1);
-    pid_t grandchild = ::fork();
+    // A raw clone: fork() would run the atfork handlers of berthd's libraries (gRPC's) in a
+    // child of a multi-threaded process.
+    pid_t grandchild = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
     if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
     sigset_t none;
     sigemptyset(&none);
@@ -70,6 +115,8 @@ absl::StatusOr<MonitorProcess> SpawnMonitor(const MonitorSpawn& spawn) {
         ::dup2(ready_write.get(), 3) < 0) {
       ::_exit(1);
     }
+    // dup2 onto itself keeps close-on-exec: clear it when the pipe already was fd 3.
+    if (::fcntl(3, F_SETFD, 0) < 0) ::_exit(1);
     ::syscall(SYS_close_range, 4u, ~0u, 0u);
     if (::chdir("/") != 0) ::_exit(1);
     ::execve(argv[0], argv.data(), envp);
@@ -138,6 +185,11 @@ absl::StatusOr<json> CallMonitor(const std::string& pod_dir, const json& request
 }
 
 absl::Status StopMonitor(const std::string& pod_dir, const MonitorProcess& monitor) {
+  // Recorded before it was known (a crash right after the spawn): found by its pid file.
+  if (monitor.pid <= 0) {
+    KillStrayMonitor(pod_dir);
+    return absl::OkStatus();
+  }
   if (SameProcess(monitor.pid, monitor.start_time)) {
     absl::StatusOr<json> r = CallMonitor(pod_dir, {{"op", "shutdown"}}, absl::Seconds(5));
     if (!r.ok() && SameProcess(monitor.pid, monitor.start_time)) ::kill(monitor.pid, SIGKILL);

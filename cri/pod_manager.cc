@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -133,11 +136,19 @@ PodManager::~PodManager() {
   events_.Close();
 }
 
-std::mutex& PodManager::PodLock(const std::string& pod_id) {
+OciCli PodManager::OciFor(const PodRecord& pod) const {
+  auto it = options_.handlers.find(pod.handler);
+  if (it == options_.handlers.end() || it->second.binary.empty()) {
+    return OciCli{options_.oci_binary, options_.state + "/runtime"};
+  }
+  return OciCli{it->second.binary, it->second.root};
+}
+
+std::shared_ptr<std::mutex> PodManager::PodLock(const std::string& pod_id) {
   std::lock_guard<std::mutex> lock(locks_mu_);
-  std::unique_ptr<std::mutex>& m = pod_locks_[pod_id];
-  if (!m) m = std::make_unique<std::mutex>();
-  return *m;
+  std::shared_ptr<std::mutex>& m = pod_locks_[pod_id];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
 }
 
 absl::StatusOr<cgroups::Manager*> PodManager::Cgroups() {
@@ -304,7 +315,7 @@ absl::StatusOr<std::string> PodManager::RunPodSandbox(const v1::PodSandboxConfig
   }
 
   ASSIGN_OR_RETURN(std::string id, RandomId());
-  std::lock_guard<std::mutex> lock(PodLock(id));
+  PodGuard lock(PodLock(id));
   LoadedPod pod;
   pod.config = config;
   PodRecord& r = pod.record;
@@ -475,7 +486,7 @@ absl::Status PodManager::StopPodSandbox(const std::string& requested) {
       return Annotate(st, absl::StrCat("StopPodSandbox: stop container ", row.id));
     }
   }
-  std::lock_guard<std::mutex> lock(PodLock(*id));
+  PodGuard lock(PodLock(*id));
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, *id));
   PodRecord& r = pod.record;
   if (r.network_attached) {
@@ -500,7 +511,7 @@ absl::Status PodManager::RemovePodSandbox(const std::string& requested) {
                              absl::StrCat("RemovePodSandbox: remove container ", row.id)));
   }
   {
-    std::lock_guard<std::mutex> lock(PodLock(*id));
+    PodGuard lock(PodLock(*id));
     ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, *id));
     RETURN_IF_ERROR(Annotate(UndoPod(store_, network_, pod, true), "RemovePodSandbox"));
     RETURN_IF_ERROR(store_->DeletePod(*id));
@@ -565,12 +576,43 @@ absl::StatusOr<std::vector<v1::PodSandbox>> PodManager::ListPodSandbox(
 
 namespace {
 
+// Kills everything in the container's cgroup and removes the runtime's state, without the
+// monitor (it is gone: killed, OOM-killed, or the node is shutting down). Best effort for the
+// runtime's state (it may already be gone); the cgroup must end up empty and removed.
+absl::Status ForceDeleteWithoutMonitor(const OciCli& oci, const ContainerRecord& r) {
+  if (!oci.binary.empty()) {
+    std::vector<std::string> args = {oci.binary, "--root", oci.root, "delete", "--force", r.id};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    for (int fd = 0; fd < 3; ++fd)
+      posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+    pid_t pid = 0;
+    if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0) {
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<cgroups::Manager> manager, cgroups::NewManager());
+  absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = manager->Load(r.cgroup_path);
+  if (absl::IsNotFound(cg.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(cg.status());
+  RETURN_IF_ERROR((*cg)->Kill(SIGKILL));
+  return (*cg)->Remove(absl::Seconds(10));
+}
+
 // Undoes what a container record names, in reverse order of CreateContainer. Idempotent.
 absl::Status UndoContainer(images::ImageStore* images, const std::string& pod_dir,
-                           ContainerRecord& r) {
+                           const OciCli& oci, ContainerRecord& r) {
   if (r.monitor_created) {
     absl::StatusOr<json> reply = CallMonitor(pod_dir, {{"op", "delete"}, {"id", r.id}});
-    if (!reply.ok() && !absl::IsNotFound(reply.status()) && !absl::IsUnavailable(reply.status())) {
+    if (!reply.ok() && absl::IsUnavailable(reply.status())) {
+      RETURN_IF_ERROR(Annotate(ForceDeleteWithoutMonitor(oci, r),
+                               "delete the container (its monitor is gone)"));
+    } else if (!reply.ok() && !absl::IsNotFound(reply.status())) {
       return Annotate(reply.status(), "delete the container in its monitor");
     }
     r.monitor_created = false;
@@ -595,14 +637,14 @@ absl::Status UndoContainer(images::ImageStore* images, const std::string& pod_di
 
 }  // namespace
 
-absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& requested_pod,
-                                                        const v1::ContainerConfig& config,
-                                                        const v1::PodSandboxConfig& sandbox) {
+absl::StatusOr<std::string> PodManager::CreateContainer(
+    const std::string& requested_pod, const v1::ContainerConfig& config,
+    const v1::PodSandboxConfig& /*sandbox: the recorded one is used*/) {
   if (config.metadata().name().empty()) {
     return absl::InvalidArgumentError("container metadata needs a name");
   }
   ASSIGN_OR_RETURN(std::string pod_id, ResolvePodId(store_, requested_pod));
-  std::lock_guard<std::mutex> lock(PodLock(pod_id));
+  PodGuard lock(PodLock(pod_id));
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, pod_id));
   if (pod.record.state != kPodReady) {
     return absl::FailedPreconditionError(
@@ -625,14 +667,23 @@ absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& reque
   for (const Digest& d : image.chain_ids) r.chain_ids.push_back(d.ToString());
   r.dir = absl::StrCat(pod.record.dir, "/containers/", id);
   r.data_dir = absl::StrCat(options_.root, "/containers/", id);
-  if (!sandbox.log_directory().empty() && !config.log_path().empty()) {
-    r.log_path = absl::StrCat(sandbox.log_directory(), "/", config.log_path());
+  // The log file is under the pod's log directory as it was recorded at RunPodSandbox; the
+  // container's part must stay inside it.
+  if (!pod.config.log_directory().empty() && !config.log_path().empty()) {
+    const std::string& rel = config.log_path();
+    bool bad = rel.front() == '/' || rel.find('\0') != std::string::npos;
+    for (absl::string_view part : absl::StrSplit(rel, '/')) bad = bad || part == "..";
+    if (bad) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "log_path \"", absl::CEscape(rel), "\" must be relative to the pod's log directory"));
+    }
+    r.log_path = absl::StrCat(pod.config.log_directory(), "/", rel);
   }
   r.cgroup_path = absl::StrCat(pod.record.cgroup_parent, "/", id);
   RETURN_IF_ERROR(SaveContainer(store_, r, config));
 
   auto fail = [&](absl::string_view step, const absl::Status& st) -> absl::Status {
-    absl::Status undo = UndoContainer(images_, pod.record.dir, r);
+    absl::Status undo = UndoContainer(images_, pod.record.dir, OciFor(pod.record), r);
     if (undo.ok()) {
       (void)store_->DeleteContainer(id);
     } else {
@@ -651,12 +702,15 @@ absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& reque
     std::string log_dir = r.log_path.substr(0, r.log_path.find_last_of('/'));
     if (absl::Status st = MkdirAll(log_dir, 0755); !st.ok()) return fail("log directory", st);
   }
-  r.layers_acquired = true;
-  if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
+  // Layer users are counts, so this one side effect is recorded right after it is made: a
+  // crash in between leaks one count per layer (the layers stay until the image's next
+  // removal finds them unused), where recording first could release counts never taken
+  // and let garbage collection delete layers another container runs on.
   if (absl::Status st = images_->AcquireLayers(image.chain_ids); !st.ok()) {
-    r.layers_acquired = false;
     return fail("image layers", st);
   }
+  r.layers_acquired = true;
+  if (absl::Status st = SaveContainer(store_, r, config); !st.ok()) return fail("record", st);
   // overlayfs: the image's layers (top first) under a per-container upper dir.
   std::vector<std::string> lower = images_->LayerPaths(image);
   if (lower.empty()) lower.push_back(r.data_dir + "/volumes");  // an image without layers
@@ -696,7 +750,9 @@ absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& reque
     in.pod_pid_ns_path = absl::StrCat("/proc/", pod.record.monitor.holder_pid, "/ns/pid");
   } else if (cns.pid() == v1::TARGET) {
     absl::StatusOr<LoadedContainer> target = GetContainer(store_, cns.target_id());
-    if (!target.ok() || target->record.pod_id != pod_id || target->record.pid <= 0) {
+    if (target.ok()) Refresh(target->record);
+    if (!target.ok() || target->record.pod_id != pod_id || target->record.pid <= 0 ||
+        target->record.state != kCtrRunning) {
       return fail("pid namespace", absl::NotFoundError(absl::StrCat(
                                        "target container ", cns.target_id(), " is not running")));
     }
@@ -739,7 +795,7 @@ absl::StatusOr<std::string> PodManager::CreateContainer(const std::string& reque
 absl::Status PodManager::StartContainer(const std::string& requested) {
   ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
   ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
-  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  PodGuard lock(PodLock(c.record.pod_id));
   ASSIGN_OR_RETURN(c, GetContainer(store_, id));
   if (c.record.state != kCtrCreated) {
     return absl::FailedPreconditionError(
@@ -791,23 +847,37 @@ absl::Status PodManager::StopContainer(const std::string& requested, int64_t tim
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
   // Not under the pod lock: a stop waits for the grace period, and other calls for the pod
   // (status, exec, other containers) must go on meanwhile. The monitor serialises the rest.
+  // (A grace period of more than a year is a year.)
+  const int64_t grace_seconds = std::clamp<int64_t>(timeout_seconds, 0, 365 * 24 * 3600);
   json request = {{"op", "stop"},
                   {"id", id},
                   {"signal", SignalNumber(c.record.stop_signal)},
-                  {"timeout_ms", std::max<int64_t>(timeout_seconds, 0) * 1000}};
-  absl::StatusOr<json> reply = CallMonitor(
-      pod.record.dir, request, absl::Seconds(std::max<int64_t>(timeout_seconds, 0) + 60));
+                  {"timeout_ms", grace_seconds * 1000}};
+  absl::StatusOr<json> reply =
+      CallMonitor(pod.record.dir, request, absl::Seconds(grace_seconds + 60));
   if (!reply.ok()) {
-    if (absl::IsUnavailable(reply.status()) && ReadExit(c.record.dir)) {
-      Refresh(c.record);
-      NoteExit(c);
-      return absl::OkStatus();
+    if (!absl::IsUnavailable(reply.status())) return Annotate(reply.status(), "StopContainer");
+    // The monitor is gone. Whatever it recorded stands; a container it can no longer report
+    // on is killed here and recorded as killed.
+    if (!ReadExit(c.record.dir)) {
+      RETURN_IF_ERROR(Annotate(ForceDeleteWithoutMonitor(OciFor(pod.record), c.record),
+                               "StopContainer (the pod's monitor is gone)"));
+      json exit = {{"exit_code", 128 + SIGKILL},
+                   {"signal", SIGKILL},
+                   {"finished_ns", NowNs()},
+                   {"oom_killed", false}};
+      RETURN_IF_ERROR(WriteFileAtomic(c.record.dir + "/exit", exit.dump(), 0644, true));
     }
-    return Annotate(reply.status(), "StopContainer");
+    PodGuard lock(PodLock(c.record.pod_id));
+    ASSIGN_OR_RETURN(c, GetContainer(store_, id));
+    Refresh(c.record);
+    RETURN_IF_ERROR(SaveContainer(store_, c.record, c.config));
+    NoteExit(c);
+    return absl::OkStatus();
   }
   // A created container that never ran has no exit record from an exec'd process: it is
   // recorded as exited here.
-  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  PodGuard lock(PodLock(c.record.pod_id));
   ASSIGN_OR_RETURN(c, GetContainer(store_, id));
   Refresh(c.record);
   if (c.record.state == kCtrCreated) {
@@ -831,7 +901,7 @@ absl::Status PodManager::RemoveContainer(const std::string& requested) {
   if (c.record.state == kCtrRunning || c.record.state == kCtrCreated) {
     RETURN_IF_ERROR(StopContainer(id, 0));
   }
-  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  PodGuard lock(PodLock(c.record.pod_id));
   absl::StatusOr<LoadedContainer> again = GetContainer(store_, id);
   if (absl::IsNotFound(again.status())) return absl::OkStatus();
   RETURN_IF_ERROR(again.status());
@@ -840,7 +910,7 @@ absl::Status PodManager::RemoveContainer(const std::string& requested) {
   NoteExit(c);  // a STOPPED event always precedes the DELETED one
   const LoadedContainer last_known = c;
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
-  absl::Status st = UndoContainer(images_, pod.record.dir, c.record);
+  absl::Status st = UndoContainer(images_, pod.record.dir, OciFor(pod.record), c.record);
   if (!st.ok()) {
     (void)SaveContainer(store_, c.record, c.config);
     return Annotate(st, "RemoveContainer");
@@ -925,7 +995,7 @@ absl::Status PodManager::UpdateContainerResources(const std::string& requested,
                                                   const v1::LinuxContainerResources& update) {
   ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
   ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
-  std::lock_guard<std::mutex> lock(PodLock(c.record.pod_id));
+  PodGuard lock(PodLock(c.record.pod_id));
   ASSIGN_OR_RETURN(c, GetContainer(store_, id));
   Refresh(c.record);
   NoteExit(c);
@@ -963,9 +1033,13 @@ absl::Status PodManager::UpdateContainerResources(const std::string& requested,
 namespace {
 
 // Reads both pipes until EOF or the deadline; output beyond `cap` per stream is dropped.
-void Collect(int out_fd, int err_fd, size_t cap, absl::Time deadline, std::string* out,
+// Reads both pipes until they close or the deadline; output beyond `cap` per stream is
+// dropped. The process (`pidfd`) is watched too: once it has exited, what is left in the pipes
+// is read for at most 100 ms more, so a background child that keeps them open cannot hold the
+// call (nor, with no timeout, hang it).
+void Collect(int out_fd, int err_fd, int pidfd, size_t cap, absl::Time deadline, std::string* out,
              std::string* err, bool* timed_out) {
-  struct pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  struct pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
   std::string* sinks[2] = {out, err};
   int open = 2;
   while (open > 0) {
@@ -973,14 +1047,18 @@ void Collect(int out_fd, int err_fd, size_t cap, absl::Time deadline, std::strin
     if (deadline != absl::InfiniteFuture()) {
       int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
       if (left <= 0) {
-        *timed_out = true;
+        *timed_out = fds[2].fd >= 0;  // the process still runs
         return;
       }
       ms = static_cast<int>(std::min<int64_t>(left, 1 << 30));
     }
-    int n = ::poll(fds, 2, ms);
+    int n = ::poll(fds, 3, ms);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) continue;
+    if (fds[2].fd >= 0 && fds[2].revents != 0) {
+      fds[2].fd = -1;  // exited: drain a little longer, then stop
+      deadline = std::min(deadline, absl::Now() + absl::Milliseconds(100));
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       char buf[65536];
@@ -1048,12 +1126,19 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
   out_w.reset();
   err_w.reset();
   absl::Cleanup remove_pid_file = [&pid_file] { ::unlink(pid_file.c_str()); };
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return LastErrnoError("pidfd_open");
+  }
   ExecSyncResult result;
   bool timed_out = false;
   absl::Time deadline =
       timeout > absl::ZeroDuration() ? absl::Now() + timeout : absl::InfiniteFuture();
-  Collect(out_r.get(), err_r.get(), options_.exec_sync_max_output, deadline, &result.stdout_data,
-          &result.stderr_data, &timed_out);
+  Collect(out_r.get(), err_r.get(), pidfd.get(), options_.exec_sync_max_output, deadline,
+          &result.stdout_data, &result.stderr_data, &timed_out);
   if (timed_out) {
     // The exec'd process goes first (it is not the runtime's child once detached), then the
     // runtime that waits for it.
@@ -1095,7 +1180,8 @@ absl::Status PodManager::Recover() {
       // Half-created when berthd stopped: undone.
       absl::StatusOr<LoadedPod> pod = GetPod(store_, r.pod_id);
       std::string pod_dir = pod.ok() ? pod->record.dir : "";
-      absl::Status st = UndoContainer(images_, pod_dir, r);
+      absl::Status st =
+          UndoContainer(images_, pod_dir, pod.ok() ? OciFor(pod->record) : OciFor(PodRecord{}), r);
       if (st.ok()) st = store_->DeleteContainer(r.id);
       if (!st.ok()) {
         (void)SaveContainer(store_, r, c->config);

@@ -48,6 +48,15 @@ struct RuntimeHandler {
   std::string root;    // its --root
 };
 
+// The OCI runtime CLI of a pod's handler (berth-oci for the runtime library).
+struct OciCli {
+  std::string binary, root;
+};
+
+namespace records {
+struct PodRecord;  // cri/pod_records.h
+}
+
 struct PodManagerOptions {
   std::string root = "/var/lib/berth";
   std::string state = "/run/berth";
@@ -62,6 +71,16 @@ struct PodManagerOptions {
 struct ExecSyncResult {
   std::string stdout_data, stderr_data;
   int exit_code = 0;
+};
+
+// Holds a pod's lock (and the lock's life).
+class PodGuard {
+ public:
+  explicit PodGuard(std::shared_ptr<std::mutex> m) : m_(std::move(m)), lock_(*m_) {}
+
+ private:
+  std::shared_ptr<std::mutex> m_;
+  std::lock_guard<std::mutex> lock_;
 };
 
 class PodManager {
@@ -126,7 +145,11 @@ class PodManager {
  private:
   PodManager(PodManagerOptions options, CriStore* store, images::ImageStore* images,
              network::NetworkManager* network);
-  std::mutex& PodLock(const std::string& pod_id);
+  // The lock serialising calls for one pod. Shared: a caller waiting on it keeps it alive
+  // when RemovePodSandbox drops the pod's entry meanwhile.
+  std::shared_ptr<std::mutex> PodLock(const std::string& pod_id);
+  // The OCI CLI of the pod's handler, for work done without the monitor.
+  OciCli OciFor(const records::PodRecord& pod) const;
 
   // Publishes an event about `c` with its pod's status and the statuses of the pod's
   // containers (c's first).
@@ -146,7 +169,7 @@ class PodManager {
   images::ImageStore* images_;
   network::NetworkManager* network_;
   std::mutex locks_mu_;
-  std::map<std::string, std::unique_ptr<std::mutex>> pod_locks_;
+  std::map<std::string, std::shared_ptr<std::mutex>> pod_locks_;
 
   EventHub events_;
   std::mutex stopped_mu_;

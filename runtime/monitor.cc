@@ -22,7 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -185,25 +187,40 @@ absl::StatusOr<int64_t> InChild(const std::function<absl::StatusOr<int64_t>()>& 
 // stay in the page cache: the next use is a minor fault). What stays mapped is what the idle
 // loop uses.
 void TrimResidentCode() {
-  absl::StatusOr<std::string> maps = ReadFile("/proc/self/maps", 1 << 20);
-  if (!maps.ok()) return;
+  absl::StatusOr<std::string> smaps = ReadFile("/proc/self/smaps", 4 << 20);
+  if (!smaps.ok()) return;
   char self[4096];
   ssize_t len = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) return;
   absl::string_view exe(self, static_cast<size_t>(len));
-  for (absl::string_view line : absl::StrSplit(*maps, '\n', absl::SkipEmpty())) {
-    // "start-end perms offset dev inode path"
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (f.size() < 6 || f[5] != exe || f[1].size() < 2 || f[1][1] == 'w') continue;
-    std::pair<absl::string_view, absl::string_view> range = absl::StrSplit(f[0], '-');
+  // Only read-only mappings of the binary none of whose pages were ever written: a page
+  // written at start-up (relocations, the libc's early data in RELRO) is anonymous now, and
+  // MADV_DONTNEED would bring the file's original contents back.
+  struct Range {
     uint64_t start = 0, end = 0;
-    if (!absl::SimpleHexAtoi(range.first, &start) || !absl::SimpleHexAtoi(range.second, &end)) {
-      continue;
+    bool candidate = false, written = false;
+  };
+  std::vector<Range> ranges;
+  for (absl::string_view line : absl::StrSplit(*smaps, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (!f.empty() && absl::StrContains(f[0], '-') && f.size() >= 5) {
+      // "start-end perms offset dev inode [path]"
+      Range r;
+      std::pair<absl::string_view, absl::string_view> se = absl::StrSplit(f[0], '-');
+      r.candidate = absl::SimpleHexAtoi(se.first, &r.start) &&
+                    absl::SimpleHexAtoi(se.second, &r.end) && f.size() >= 6 && f[5] == exe &&
+                    f[1].size() >= 4 && f[1][1] != 'w' && f[1][3] == 'p';
+      ranges.push_back(r);
+    } else if (!ranges.empty() && f.size() >= 2 &&
+               (f[0] == "Anonymous:" || f[0] == "Private_Dirty:") && f[1] != "0") {
+      ranges.back().written = true;
     }
-    void* addr = reinterpret_cast<void*>(start);
-    (void)::madvise(addr, end - start, MADV_RANDOM);
-    (void)::madvise(addr, end - start, MADV_NOHUGEPAGE);
-    (void)::madvise(addr, end - start, MADV_DONTNEED);
+  }
+  for (const Range& r : ranges) {
+    if (!r.candidate || r.written) continue;
+    void* addr = reinterpret_cast<void*>(r.start);
+    (void)::madvise(addr, r.end - r.start, MADV_RANDOM);
+    (void)::madvise(addr, r.end - r.start, MADV_DONTNEED);
   }
 }
 
@@ -258,6 +275,10 @@ class Monitor {
     RETURN_IF_ERROR(Watch(signal_fd_.get(), Source::kSignal));
 
     if (options_.pid_namespace_holder) RETURN_IF_ERROR(StartHolder());
+    // Before the ready line: berthd finds a monitor it lost track of (a crash between the
+    // spawn and its record, a ready line that came too late) by this file.
+    RETURN_IF_ERROR(WriteFileAtomic(options_.pod_dir + "/monitor.pid",
+                                    absl::StrCat(::getpid(), " ", holder_pid_, "\n"), 0644, false));
     return absl::OkStatus();
   }
 
@@ -418,7 +439,8 @@ class Monitor {
           absl::Status st = Kill(*c, request.value("signal", SIGTERM), request.value("all", false));
           reply = st.ok() ? absl::StatusOr<json>(json::object()) : st;
         } else if (op == "stop") {
-          if (Stop(fd, *c, request.value("signal", SIGTERM), request.value("timeout_ms", 0))) {
+          if (Stop(fd, *c, request.value("signal", SIGTERM),
+                   request.value("timeout_ms", int64_t{0}))) {
             return;  // the reply comes with the exit
           }
           reply = json{{"exited", true}};
@@ -463,7 +485,8 @@ class Monitor {
     UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (!null) return LastErrnoError("open /dev/null");
     UniqueFd console_parent, console_child, console_listen;
-    std::string console_path;
+    std::string console_path, console_arg;
+    UniqueFd console_dir;
     if (c.tty) {
       if (c.runtime.empty()) {
         int sv[2];
@@ -475,6 +498,15 @@ class Monitor {
       } else {
         console_path = c.dir + "/console.sock";
         ASSIGN_OR_RETURN(console_listen, ListenConsole(console_path));
+        // The runtime connects by path, and a bundle path is often longer than a unix socket
+        // address may be: it is given the socket through our fd of its directory.
+        console_arg = console_path;
+        if (console_path.size() >= sizeof(sockaddr_un::sun_path)) {
+          console_dir.reset(::open(c.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+          if (!console_dir) return LastErrnoError("open " + c.dir);
+          console_arg =
+              absl::StrCat("/proc/", ::getpid(), "/fd/", console_dir.get(), "/console.sock");
+        }
       }
     } else {
       if (request.value("stdin", false)) {
@@ -489,6 +521,12 @@ class Monitor {
       stdio[2] = err.write.get();
     }
 
+    // Once the runtime has created the container, a failure of any later step deletes it
+    // again: nothing of a failed create is left for berthd to find.
+    bool created = false;
+    absl::Cleanup undo = [&] {
+      if (created) (void)DeleteRuntimeState(c);
+    };
     if (c.runtime.empty()) {
       CreateOptions options;
       options.bundle = bundle;
@@ -500,6 +538,7 @@ class Monitor {
                          return runtime_.Create(c.id, options);
                        }));
       c.pid = static_cast<pid_t>(pid);
+      created = true;
       if (c.tty) {
         ASSIGN_OR_RETURN(c.master, ReceiveFd(console_parent.get()));
       }
@@ -509,10 +548,11 @@ class Monitor {
       if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
       if (c.tty) {
         args.push_back("--console-socket");
-        args.push_back(console_path);
+        args.push_back(console_arg);
       }
       args.push_back(c.id);
       RETURN_IF_ERROR(RunExternal(c.runtime, args, stdio));
+      created = true;
       ASSIGN_OR_RETURN(std::string pid_text, ReadFile(pid_file, 64));
       if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &c.pid) || c.pid <= 0) {
         return absl::InternalError(absl::StrCat("bad pid file ", pid_file, ": ", pid_text));
@@ -542,6 +582,7 @@ class Monitor {
     if (c.err) streams_[c.err.get()] = c.id;
     pid_t pid = c.pid;
     std::string id = c.id;
+    std::move(undo).Cancel();
     containers_.emplace(id, std::move(c));
     return json{{"pid", pid}};
   }
@@ -622,19 +663,24 @@ class Monitor {
     }
   }
 
-  absl::StatusOr<json> Delete(Container& c) {
+  // Removes the container's runtime state (killing what is left of it). NotFound is fine.
+  absl::Status DeleteRuntimeState(const Container& c) {
     if (c.runtime.empty()) {
       absl::Status st = InChild([&]() -> absl::StatusOr<int64_t> {
                           RETURN_IF_ERROR(runtime_.Delete(c.id, true));
                           return 0;
                         }).status();
       if (!st.ok() && !absl::IsNotFound(st)) return st;
-    } else {
-      std::vector<std::string> args = {"delete", "--force", c.id};
-      if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
-      const int none[3] = {-1, -1, -1};
-      RETURN_IF_ERROR(RunExternal(c.runtime, args, none));
+      return absl::OkStatus();
     }
+    std::vector<std::string> args = {"delete", "--force", c.id};
+    if (!c.runtime_root.empty()) args.insert(args.begin(), {"--root", c.runtime_root});
+    const int none[3] = {-1, -1, -1};
+    return RunExternal(c.runtime, args, none);
+  }
+
+  absl::StatusOr<json> Delete(Container& c) {
+    RETURN_IF_ERROR(DeleteRuntimeState(c));
     CloseStreams(c);
     for (int waiter : c.stop_waiters) Reply(waiter, json{{"ok", true}, {"exited", true}});
     containers_.erase(c.id);
@@ -656,14 +702,20 @@ class Monitor {
   }
 
   // Reads what is there; at EOF the stream ends. Returns false at EOF.
-  bool Drain(Container& c, int fd, LogStream stream) {
+  // Reads at most `max_reads` chunks of what is there (the loop is level-triggered: a
+  // container that writes without pause is served again on the next turn, after the other
+  // fds and the deadlines); at EOF the stream ends. Returns false at EOF.
+  bool Drain(Container& c, int fd, LogStream stream, int max_reads = 4) {
     char buf[16384];
-    for (;;) {
+    for (int i = 0; i < max_reads; ++i) {
       ssize_t n = ::read(fd, buf, sizeof buf);
       if (n > 0) {
         absl::Status st =
             c.log->Write(stream, absl::string_view(buf, static_cast<size_t>(n)), absl::Now());
-        if (!st.ok()) Log(absl::StrCat("log of ", c.id, ": ", st.message()));
+        if (!st.ok() && absl::Now() >= log_error_quiet_until_) {
+          Log(absl::StrCat("log of ", c.id, ": ", st.message()));
+          log_error_quiet_until_ = absl::Now() + absl::Seconds(10);
+        }
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -676,6 +728,7 @@ class Monitor {
       if (c.err.get() == fd) c.err.reset();
       return false;
     }
+    return true;
   }
 
   void ReadOutput(int fd, LogStream stream) {
@@ -719,8 +772,9 @@ class Monitor {
     c.exited = true;
     c.kill_deadline.reset();
     // Whatever the container wrote before it exited is in the pipes now.
-    if (c.out) Drain(c, c.out.get(), LogStream::kStdout);
-    if (c.err) Drain(c, c.err.get(), LogStream::kStderr);
+    // (Bounded: background processes of the container may still be writing.)
+    if (c.out) Drain(c, c.out.get(), LogStream::kStdout, 64);
+    if (c.err) Drain(c, c.err.get(), LogStream::kStderr, 64);
     int exit_code = 0, signal = 0;
     if (WIFEXITED(status)) {
       exit_code = WEXITSTATUS(status);
@@ -777,6 +831,7 @@ class Monitor {
   std::map<std::string, Container> containers_;
   std::map<int, std::string> streams_;  // stdout/stderr fd -> container id
   std::optional<absl::Time> trim_at_;
+  absl::Time log_error_quiet_until_ = absl::InfinitePast();
   pid_t holder_pid_ = 0;
   bool done_ = false;
 };

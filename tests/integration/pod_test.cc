@@ -4,18 +4,12 @@
 // (see main): the bridge, the pod addresses and every mount stay in there, and every pod's
 // cgroup is under berth-test-pods/, which the test removes.
 #include <fcntl.h>
-#include <net/if.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,11 +18,13 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cri/api/cri.h"
 #include "gtest/gtest.h"
 #include "tests/integration/berthd_launcher.h"
+#include "tests/integration/pod_env.h"
 #include "tests/integration/process.h"
 
 namespace berth::testing {
@@ -43,40 +39,17 @@ const std::string kCgroupParent = absl::StrCat(kCgroupTop, "/pod-test-", ::getpi
 const std::string kBusybox = "localhost/berth-test/busybox:1";
 const std::string kLayers = "localhost/berth-test/layers:1";
 
-std::unique_ptr<grpc::ClientContext> LongCtx(int seconds) {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-  return ctx;
-}
-
-// The cgroup dirs named `name` under the test parent, in any hierarchy.
+// The cgroup dirs under the test parent, in any hierarchy.
 std::vector<std::string> TestCgroups() {
-  // Every hierarchy: controllers, named ones (name=systemd) and the unified one.
-  std::vector<std::string> found;
-  CommandResult r = RunCommand({"/bin/sh", "-c",
-                                absl::StrCat("for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do "
-                                             "[ -d \"$d/",
-                                             kCgroupParent, "\" ] && find \"$d/", kCgroupParent,
-                                             "\" -mindepth 1 -type d; done; true")});
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    found.emplace_back(line);
-  }
-  return found;
+  return ListCgroupsUnder(kCgroupParent);
 }
 
 class PodTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ::mkdir((dir_ / "net.d").c_str(), 0755);
-    WriteFileOrDie(dir_ / "net.d/10-test.conflist", absl::StrCat(R"({
-      "cniVersion": "1.0.0", "name": "berth-pod-test",
-      "plugins": [
-        {"type": "bridge", "bridge": "berthpod0", "isGateway": true, "ipMasq": false,
-         "ipam": {"type": "host-local", "dataDir": ")",
-                                                                 dir_ / "ipam", R"(",
-                  "ranges": [[{"subnet": "10.199.7.0/24"}]],
-                  "routes": [{"dst": "0.0.0.0/0"}]}},
-        {"type": "portmap", "capabilities": {"portMappings": true}}]})"));
+    WriteBridgeConflist(dir_ / "net.d/10-test.conflist", "berth-pod-test", "berthpod0",
+                        "10.199.7.0/24", dir_ / "ipam");
     // A test-only plugin dir first: `slow` (below) is a CNI plugin that hangs on ADD.
     ::mkdir((dir_ / "cnibin").c_str(), 0755);
     WriteFileOrDie(dir_ / "cnibin/berth-test-slow", R"(#!/bin/sh
@@ -100,44 +73,15 @@ esac
 
   void TearDown() override {
     // Whatever a failed test left: removed through the CRI, then checked gone.
-    v1::ListPodSandboxRequest lreq;
-    v1::ListPodSandboxResponse lresp;
-    if (rt_ && rt_->ListPodSandbox(Ctx().get(), lreq, &lresp).ok()) {
-      for (const v1::PodSandbox& p : lresp.items()) {
-        v1::StopPodSandboxRequest s;
-        s.set_pod_sandbox_id(p.id());
-        v1::StopPodSandboxResponse sr;
-        (void)rt_->StopPodSandbox(LongCtx(60).get(), s, &sr);
-        v1::RemovePodSandboxRequest r;
-        r.set_pod_sandbox_id(p.id());
-        v1::RemovePodSandboxResponse rr;
-        EXPECT_TRUE(rt_->RemovePodSandbox(LongCtx(60).get(), r, &rr).ok());
-      }
-    }
+    RemoveEveryPod(rt_.get());
     ExpectHostClean();
     if (d_) d_->child().Stop(SIGTERM, absl::Seconds(10));
     // The test's parents, in every hierarchy the host has (their pods' cgroups are gone).
-    RunCommand({"/bin/sh", "-c",
-                absl::StrCat("for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do rmdir \"$d/",
-                             kCgroupParent, "\" \"$d/", kCgroupTop, "\" 2>/dev/null; done; true")});
+    RemoveCgroupParents({kCgroupParent, kCgroupTop});
   }
 
   // No pod dir, namespace pin, container dir, monitor, cgroup or address lease is left.
-  void ExpectHostClean() {
-    CommandResult pods = RunCommand({"/usr/bin/find", dir_ / "state/pods", "-mindepth", "1"});
-    EXPECT_EQ(pods.out, "") << "pod dirs left";
-    CommandResult ctrs = RunCommand({"/usr/bin/find", dir_ / "root/containers", "-mindepth", "1"});
-    EXPECT_EQ(ctrs.out, "") << "container dirs left";
-    std::string mounts = ReadFileOrEmpty("/proc/self/mountinfo");
-    EXPECT_EQ(mounts.find(dir_.path()), std::string::npos) << "mounts left:\n" << mounts;
-    EXPECT_TRUE(TestCgroups().empty()) << "cgroups left: " << TestCgroups().front();
-    CommandResult leases =
-        RunCommand({"/usr/bin/find", dir_ / "ipam", "-type", "f", "-name", "10.*"});
-    EXPECT_EQ(leases.out, "") << "address leases left";
-    CommandResult monitors =
-        RunCommand({"/usr/bin/pgrep", "-f", "berth-monitor --pod-dir " + dir_.path()});
-    EXPECT_EQ(monitors.out, "") << "monitors left";
-  }
+  void ExpectHostClean() { ExpectNoPodLeftovers(dir_, TestCgroups()); }
 
   void Import(const std::string& layout, const std::string& tag) {
     CommandResult r =
@@ -1156,6 +1100,72 @@ TEST_P(PodTest, StopContainerUsesTheImageStopSignal) {
   RemovePod(pod);
 }
 
+TEST_P(PodTest, ADeadMonitorDoesNotWedgeThePod) {
+  // The monitor is killed (OOM killer, an operator): its containers can still be stopped and
+  // the pod removed, with nothing left behind.
+  v1::PodSandboxConfig pc = PodConfig("orphan");
+  std::string pod = RunPod(pc);
+  std::string id = CreateAndStart(pod, pc, CtrConfig("c", {"sleep", "1000"}));
+  CommandResult m = RunCommand({"/usr/bin/pgrep", "-f", "berth-monitor --pod-dir " + dir_.path()});
+  ASSERT_FALSE(m.out.empty());
+  for (absl::string_view pid : absl::StrSplit(m.out, '\n', absl::SkipEmpty())) {
+    int p = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(pid, &p));
+    ::kill(p, SIGKILL);
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_TRUE(StopCtr(id, 5).ok());
+  v1::ContainerStatus s = WaitExited(id);
+  EXPECT_EQ(s.exit_code(), 137);
+  RemovePod(pod);
+}
+
+TEST_P(PodTest, LogPathMustStayInThePodLogDirectory) {
+  v1::PodSandboxConfig pc = PodConfig("logpath");
+  std::string pod = RunPod(pc);
+  v1::ContainerConfig cc = CtrConfig("c", {"true"});
+  cc.set_log_path("../../escape.log");
+  std::string id;
+  grpc::Status st = Create(pod, pc, cc, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  cc.set_log_path("/etc/escape.log");
+  st = Create(pod, pc, cc, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  RemovePod(pod);
+}
+
+TEST_P(PodTest, ExecSyncReturnsWhenTheCommandExitsEvenIfAChildKeepsItsOutputOpen) {
+  if (GetParam() == "runc") {
+    // runc's foreground exec copies the output through pipes of its own and exits only when
+    // they close, so a background child holds it until ExecSync's timeout. Known gap of the
+    // runc handler (fix: `runc exec --detach` under a subreaper that waits for the process).
+    GTEST_SKIP() << "runc's foreground exec waits for every writer of its output pipes";
+  }
+  v1::PodSandboxConfig pc = PodConfig("bgexec");
+  std::string pod = RunPod(pc);
+  std::string id = CreateAndStart(pod, pc, CtrConfig("c", {"sleep", "1000"}));
+  absl::Time start = absl::Now();
+  v1::ExecSyncResponse r = Exec(id, {"sh", "-c", "sleep 30 & echo done"});
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(r.stdout(), "done\n");
+  EXPECT_EQ(r.exit_code(), 0);
+  RemovePod(pod);
+}
+
+TEST_P(PodTest, TtyContainerOutputGoesToTheLog) {
+  v1::PodSandboxConfig pc = PodConfig("tty");
+  std::string pod = RunPod(pc);
+  v1::ContainerConfig cc = CtrConfig("c", {"sh", "-c", "tty; echo on a terminal"});
+  cc.set_tty(true);
+  std::string id = CreateAndStart(pod, pc, cc);
+  EXPECT_EQ(WaitExited(id).exit_code(), 0);
+  std::string log = ReadFileOrEmpty(pc.log_directory() + "/c.log");
+  EXPECT_NE(log.find("stdout F /dev/"), std::string::npos) << log;
+  EXPECT_NE(log.find("stdout F on a terminal"), std::string::npos) << log;
+  EXPECT_EQ(log.find("not a tty"), std::string::npos) << log;
+  RemovePod(pod);
+}
+
 TEST_P(PodTest, KilledDuringRunPodSandboxIsUndoneAtStart) {
   // CNI ADD hangs in the last plugin (after bridge and host-local leased an address); berthd is
   // killed meanwhile. The next berthd finds the half-created pod and undoes all of it: CNI DEL
@@ -1210,23 +1220,6 @@ INSTANTIATE_TEST_SUITE_P(Handlers, PodTest, ::testing::Values("", "runc"),
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
-    std::perror("unshare(CLONE_NEWNET|CLONE_NEWNS) (this test needs root)");
-    return 1;
-  }
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    std::perror("make / private");
-    return 1;
-  }
-  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct ifreq ifr {};
-  std::strcpy(ifr.ifr_name, "lo");
-  ::ioctl(s, SIOCGIFFLAGS, &ifr);
-  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-  if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) {
-    std::perror("bring lo up");
-    return 1;
-  }
-  ::close(s);
+  if (!berth::testing::EnterPrivateNetworkAndMountNamespace()) return 1;
   return RUN_ALL_TESTS();
 }
