@@ -1097,6 +1097,11 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
   ASSIGN_OR_RETURN(std::string nonce, RandomId());
   std::string pid_file = absl::StrCat(c.record.dir, "/exec-", nonce.substr(0, 16), ".pid");
   std::vector<std::string> args = {binary, "--root", root, "exec", "--pid-file", pid_file, id};
+  if (!handler.binary.empty()) {
+    // An external runtime's foreground exec would wait for every writer of its output pipes:
+    // berth-monitor runs `exec --detach` as a subreaper and waits for the process instead.
+    args = {options_.monitor_binary, "exec-wait", binary, root, pid_file, id};
+  }
   args.insert(args.end(), cmd.begin(), cmd.end());
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);

@@ -859,6 +859,52 @@ int RunMonitor(const MonitorOptions& options) {
   return monitor.Run();
 }
 
+int RunExecWait(int argc, char** argv) {
+  if (argc < 6) {
+    Log("usage: berth-monitor exec-wait RUNTIME ROOT PID_FILE ID CMD...");
+    return 255;
+  }
+  const std::string runtime = argv[1], root = argv[2], pid_file = argv[3];
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    Log(absl::StrCat("exec-wait: become a subreaper: ", std::strerror(errno)));
+    return 255;
+  }
+  std::vector<std::string> args = {"--root", root, "exec", "--detach", "--pid-file", pid_file};
+  for (int i = 4; i < argc; ++i) args.emplace_back(argv[i]);
+  std::vector<char*> cargv;
+  cargv.push_back(const_cast<char*>(runtime.c_str()));
+  for (std::string& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t rt = ::fork();
+  if (rt < 0) return 255;
+  if (rt == 0) {
+    ::execv(runtime.c_str(), cargv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(rt, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 255;
+  absl::StatusOr<std::string> text = ReadFile(pid_file, 64);
+  pid_t pid = 0;
+  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) || pid <= 0) {
+    Log(absl::StrCat("exec-wait: no pid in ", pid_file));
+    return 255;
+  }
+  // The exec'd process is ours now (the runtime has exited); anything else reparented here
+  // is reaped along the way.
+  for (;;) {
+    pid_t r = ::waitpid(-1, &status, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return 255;  // ECHILD: it was not reparented here
+    }
+    if (r != pid) continue;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  }
+}
+
 void RunPidHolder() {
   // pid 1 of the pod's pid namespace: orphans of every container are reparented here and
   // reaped. Signals other than SIGKILL from outside the namespace are ignored by the kernel

@@ -2,6 +2,7 @@
 //   berth-monitor --pod-dir DIR --runtime-root DIR [--pid-holder] [--log-max-line N]
 //                 [--ready-fd FD]
 //   berth-monitor pause        the pod's pid-namespace holder
+//   berth-monitor exec-wait RUNTIME ROOT PID_FILE ID CMD...   ExecSync with an external runtime
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,6 +13,9 @@
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "pause") == 0) berth::runtime::RunPidHolder();
+  if (argc >= 2 && std::strcmp(argv[1], "exec-wait") == 0) {
+    return berth::runtime::RunExecWait(argc - 1, argv + 1);
+  }
   berth::runtime::MonitorOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];

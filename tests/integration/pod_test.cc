@@ -1135,12 +1135,6 @@ TEST_P(PodTest, LogPathMustStayInThePodLogDirectory) {
 }
 
 TEST_P(PodTest, ExecSyncReturnsWhenTheCommandExitsEvenIfAChildKeepsItsOutputOpen) {
-  if (GetParam() == "runc") {
-    // runc's foreground exec copies the output through pipes of its own and exits only when
-    // they close, so a background child holds it until ExecSync's timeout. Known gap of the
-    // runc handler (fix: `runc exec --detach` under a subreaper that waits for the process).
-    GTEST_SKIP() << "runc's foreground exec waits for every writer of its output pipes";
-  }
   v1::PodSandboxConfig pc = PodConfig("bgexec");
   std::string pod = RunPod(pc);
   std::string id = CreateAndStart(pod, pc, CtrConfig("c", {"sleep", "1000"}));
