@@ -265,6 +265,20 @@ absl::Status UndoPod(CriStore* store, network::NetworkManager* network, LoadedPo
         } else {
           step(cg.status(), "the pod cgroup");
         }
+        // The parents created with it go too, once empty (another pod may still use them:
+        // then they stay, and the last pod's removal takes them).
+        if (!r.cgroup_created && !r.cgroup_created_top.empty()) {
+          std::string path = r.cgroup_parent;
+          while (path.size() > r.cgroup_created_top.size() && path.find('/') != std::string::npos) {
+            path = path.substr(0, path.rfind('/'));
+            absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> parent = (*manager)->Load(path);
+            if (!parent.ok()) continue;
+            absl::StatusOr<std::vector<pid_t>> procs = (*parent)->Processes();
+            if (!procs.ok() || !procs->empty()) break;
+            if (!(*parent)->Remove(absl::ZeroDuration()).ok()) break;  // not empty: in use
+          }
+          r.cgroup_created_top.clear();
+        }
       }
     }
     if (errors.empty() && step(RemoveTree(r.dir), "remove the pod dir")) r.dir.clear();
@@ -406,6 +420,12 @@ absl::StatusOr<std::string> PodManager::RunPodSandbox(const v1::PodSandboxConfig
     absl::StatusOr<std::unique_ptr<cgroups::Cgroup>> cg = (*manager)->Load(r.cgroup_parent);
     if (!cg.ok() && absl::IsNotFound(cg.status())) {
       r.cgroup_created = true;
+      // Which of its parents are missing too: those are created with it and are ours.
+      for (std::string up = r.cgroup_parent; up.find('/') != std::string::npos;) {
+        up = up.substr(0, up.rfind('/'));
+        if ((*manager)->Load(up).ok()) break;
+        r.cgroup_created_top = up;
+      }
       if (absl::Status st = SavePod(store_, r, config); !st.ok()) {
         return fail_after_cni("record", st);
       }

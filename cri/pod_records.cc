@@ -74,6 +74,7 @@ void to_json(json& j, const PodRecord& r) {
            {"uts_pin", r.uts_pin},
            {"cgroup_parent", r.cgroup_parent},
            {"cgroup_created", r.cgroup_created},
+           {"cgroup_created_top", r.cgroup_created_top},
            {"network_attached", r.network_attached},
            {"ips", r.ips},
            {"shm", r.shm},
@@ -97,6 +98,7 @@ void from_json(const json& j, PodRecord& r) {
   r.uts_pin = j.value("uts_pin", "");
   r.cgroup_parent = j.value("cgroup_parent", "");
   r.cgroup_created = j.value("cgroup_created", false);
+  r.cgroup_created_top = j.value("cgroup_created_top", "");
   r.network_attached = j.value("network_attached", false);
   r.ips = j.value("ips", std::vector<std::string>{});
   r.shm = j.value("shm", "");

@@ -42,6 +42,9 @@ struct PodRecord {
   std::string net_pin, ipc_pin, uts_pin;
   std::string cgroup_parent;
   bool cgroup_created = false;
+  // The topmost ancestor of cgroup_parent that did not exist either (created with it, and
+  // removed with it when nothing else is left in it); empty when only the leaf was missing.
+  std::string cgroup_created_top;
   bool network_attached = false;
   std::vector<std::string> ips;
   std::string shm;

@@ -278,6 +278,13 @@ TEST_P(PodTest, OnePodOneContainerLifecycleAndLogs) {
   ASSERT_TRUE(rt_->RemoveContainer(Ctx().get(), rreq, &rresp).ok()) << "idempotent";
   RemovePod(pod);
   RemovePod(pod);  // idempotent
+  // berthd created the pod's cgroup parent and the test's parent above it (they did not
+  // exist): they went with the pod, in every hierarchy.
+  CommandResult parents =
+      RunCommand({"/bin/sh", "-c",
+                  absl::StrCat("ls -d /sys/fs/cgroup/", kCgroupParent, " /sys/fs/cgroup/*/",
+                               kCgroupParent, " 2>/dev/null; true")});
+  EXPECT_EQ(parents.out, "") << "cgroup parents left";
 }
 
 TEST_P(PodTest, ExecSyncOutputExitCodeAndTimeout) {
