@@ -60,7 +60,7 @@ if [ "${DEMO:-1}" = 1 ]; then
   echo
   echo "== demo pod"
   images=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
-  tests/fixtures/build-images.sh "$images" >/dev/null
+  tests/fixtures/build-images.sh "$images" busybox >/dev/null
   $ctl image import "$images/busybox" --tag localhost/berth/busybox:demo
   rm -rf "$images"
   # A demo pod left by an earlier run goes first.
