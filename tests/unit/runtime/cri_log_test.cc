@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -40,7 +41,15 @@ std::string Rec(absl::string_view stream, absl::string_view tag, absl::string_vi
 
 class CriLogTest : public ::testing::Test {
  protected:
-  void SetUp() override { path_ = TempDir() + "/0.log"; }
+  void SetUp() override {
+    dir_ = TempDir();
+    path_ = dir_ + "/0.log";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    std::filesystem::remove_all(dir_ + "-moved", ec);
+  }
 
   std::unique_ptr<CriLogWriter> Open(size_t max_line = CriLogWriter::kDefaultMaxLine) {
     absl::StatusOr<std::unique_ptr<CriLogWriter>> w = CriLogWriter::Open(path_, max_line);
@@ -48,7 +57,7 @@ class CriLogTest : public ::testing::Test {
     return w.ok() ? *std::move(w) : nullptr;
   }
 
-  std::string path_;
+  std::string dir_, path_;
 };
 
 TEST(Rfc3339Nano, ExactFormat) {

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -208,7 +209,8 @@ class CallTest : public ::testing::Test {
     char tmpl[] = "/tmp/berth-monitor-test.XXXXXX";
     const char* dir = ::mkdtemp(tmpl);
     ASSERT_NE(dir, nullptr);
-    path_ = std::string(dir) + "/monitor.sock";
+    dir_ = dir;
+    path_ = dir_ + "/monitor.sock";
     listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     ASSERT_TRUE(listener_.valid());
     struct sockaddr_un addr {};
@@ -218,7 +220,13 @@ class CallTest : public ::testing::Test {
     ASSERT_EQ(::listen(listener_.get(), 4), 0);
   }
 
-  std::string path_;
+  void TearDown() override {
+    listener_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string dir_, path_;
   UniqueFd listener_;
 };
 
