@@ -168,22 +168,37 @@ absl::Status AttachDeviceFilter(int cgroup_fd, const std::vector<DeviceRule>& ru
   if (Bpf(BPF_PROG_QUERY, &query) != 0) return LastErrnoError("query cgroup device programs");
   const uint32_t old_count = query.query.prog_cnt;
 
-  char log[4096] = {};
-  union bpf_attr load {};
-  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-  load.insns = reinterpret_cast<uint64_t>(insns.data());
-  load.insn_cnt = static_cast<uint32_t>(insns.size());
+  // Loaded without a verifier log first: with one, a log that outgrows its buffer fails the
+  // load with ENOSPC even when the program is fine (a level-1 log of a 130-instruction filter
+  // does). Only a refused program is loaded again, with the log, to say why.
   static const char kLicense[] = "Apache-2.0";
-  load.license = reinterpret_cast<uint64_t>(kLicense);
-  load.log_buf = reinterpret_cast<uint64_t>(log);
-  load.log_size = sizeof log;
-  load.log_level = 1;
-  UniqueFd prog(static_cast<int>(Bpf(BPF_PROG_LOAD, &load)));
+  auto load_prog = [&](char* log, uint32_t log_size) {
+    union bpf_attr load {};
+    load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    load.insns = reinterpret_cast<uint64_t>(insns.data());
+    load.insn_cnt = static_cast<uint32_t>(insns.size());
+    load.license = reinterpret_cast<uint64_t>(kLicense);
+    if (log != nullptr) {
+      load.log_buf = reinterpret_cast<uint64_t>(log);
+      load.log_size = log_size;
+      load.log_level = 1;
+    }
+    return UniqueFd(static_cast<int>(Bpf(BPF_PROG_LOAD, &load)));
+  };
+  UniqueFd prog = load_prog(nullptr, 0);
   if (!prog) {
     int err = errno;
-    return ErrnoError(err,
-                      absl::StrCat("load the cgroup device filter (", insns.size(), " instructions",
-                                   log[0] ? absl::StrCat("; verifier: ", log) : "", ")"));
+    std::string log(64 << 10, '\0');
+    UniqueFd again = load_prog(log.data(), static_cast<uint32_t>(log.size() - 1));
+    if (again) {
+      prog = std::move(again);
+    } else {
+      log.resize(std::strlen(log.c_str()));
+      if (log.size() > 2048) log = "..." + log.substr(log.size() - 2048);  // the end says why
+      return ErrnoError(
+          err, absl::StrCat("load the cgroup device filter (", insns.size(), " instructions",
+                            log.empty() ? "" : absl::StrCat("; verifier: ", log), ")"));
+    }
   }
   union bpf_attr attach {};
   attach.target_fd = static_cast<uint32_t>(cgroup_fd);

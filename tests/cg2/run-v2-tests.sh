@@ -2,7 +2,10 @@
 # Runs the tests that need a pure cgroup v2 host inside a throw-away QEMU guest with a pure
 # cgroup v2 kernel (the cg2vm tool), because this host is hybrid (cgroup v1): in one guest boot,
 #   1. cgroups_v2_integration_test  (the cgroup v2 driver), then
-#   2. oci_runtime_integration_test (berth-oci, the OCI runtime, on a unified host).
+#   2. oci_runtime_integration_test (berth-oci, the OCI runtime, on a unified host), then
+#   3. pod_integration_test          (pods through the real berthd: the cgroup v2 paths of the
+#                                     monitor, the eBPF device filter, OOM kills, live updates;
+#                                     a subset, BERTH_V2_POD_FILTER, as the guest is slow).
 #
 #   tests/cg2/run-v2-tests.sh [BUILD_DIR] [gtest args...]
 #
@@ -30,13 +33,14 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$repo/build}
 [ $# -gt 0 ] && shift
 build=$(cd "$build" && pwd)
-tests="cgroups_v2_integration_test oci_runtime_integration_test"
+tests="cgroups_v2_integration_test oci_runtime_integration_test pod_integration_test"
+export BERTH_V2_POD_FILTER="${BERTH_V2_POD_FILTER:-*OnePod*:*Oom*/berth:*UpdateContainerResources*/berth:*SharedPid*/berth}"
 vm=${CG2VM:-$repo/../shared/tools/cg2vm/run-in-cg2vm.sh}
 if [ ! -x "$vm" ]; then
   echo "run-v2-tests: no cg2vm tool (run-in-cg2vm.sh) found; set CG2VM=/path/to/run-in-cg2vm.sh" >&2
   exit 2
 fi
-for bin in $tests cmd/berth-oci; do
+for bin in $tests cmd/berth-oci cmd/berthd cmd/berthctl cmd/berth-monitor; do
   case $bin in */*) ;; *) bin=tests/integration/$bin ;; esac
   bin=$build/$bin
   if [ ! -x "$bin" ]; then
@@ -63,11 +67,14 @@ fi
 # $1 is the build dir, $2 the binaries' names, the rest are the gtest args.
 # shellcheck disable=SC2016  # expanded by the guest's sh
 guest_script='
+set -f  # the stars of the gtest filter are not globs
 build=$1 tests=$2; shift 2
 rc=0
 for t in $tests; do
   t0=$(date +%s)
-  "$build/tests/integration/$t" "$@"
+  extra=
+  [ "$t" != pod_integration_test ] || extra="--gtest_filter=$BERTH_V2_POD_FILTER"
+  "$build/tests/integration/$t" $extra "$@"
   r=$?
   echo "run-v2-tests: $t: exit $r after $(( $(date +%s) - t0 )) s in the guest"
   [ "$rc" -ne 0 ] || rc=$r
