@@ -59,6 +59,7 @@ using records::LoadContainerRow;
 using records::LoadedContainer;
 using records::LoadedPod;
 using records::LoadPodRow;
+using records::MatchesIdAndPod;
 using records::MatchesLabels;
 using records::NowNs;
 using records::PodRecord;
@@ -962,11 +963,7 @@ absl::StatusOr<std::vector<v1::Container>> PodManager::ListContainers(
   ASSIGN_OR_RETURN(std::vector<ContainerRow> rows, store_->ListContainers());
   std::vector<v1::Container> out;
   for (const ContainerRow& row : rows) {
-    if (filter != nullptr && !filter->id().empty() && !absl::StartsWith(row.id, filter->id())) {
-      continue;
-    }
-    if (filter != nullptr && !filter->pod_sandbox_id().empty() &&
-        !absl::StartsWith(row.pod_id, filter->pod_sandbox_id())) {
+    if (filter != nullptr && !MatchesIdAndPod(row, filter->id(), filter->pod_sandbox_id())) {
       continue;
     }
     absl::StatusOr<LoadedContainer> c = LoadContainerRow(row);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
@@ -173,6 +174,11 @@ std::optional<ExitRecord> ReadExit(const std::string& dir) {
   e.oom_killed = j.value("oom_killed", false);
   e.signal = j.value("signal", 0);
   return e;
+}
+
+bool MatchesIdAndPod(const ContainerRow& row, const std::string& id_prefix,
+                     const std::string& pod_prefix) {
+  return absl::StartsWith(row.id, id_prefix) && absl::StartsWith(row.pod_id, pod_prefix);
 }
 
 bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels,

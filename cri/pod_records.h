@@ -115,6 +115,10 @@ std::optional<ExitRecord> ReadExit(const std::string& dir);
 // The current state of a container: the record, completed by the monitor's exit record.
 void Refresh(ContainerRecord& r);
 
+// The CRI's container filters by id and pod id: prefixes, empty matches all.
+bool MatchesIdAndPod(const ContainerRow& row, const std::string& id_prefix,
+                     const std::string& pod_prefix);
+
 bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels,
                    const google::protobuf::Map<std::string, std::string>& selector);
 

@@ -205,11 +205,8 @@ absl::StatusOr<std::vector<v1::ContainerStats>> PodManager::ListContainerStats(
   ASSIGN_OR_RETURN(std::vector<ContainerRow> rows, store_->ListContainers());
   std::vector<v1::ContainerStats> out;
   for (const ContainerRow& row : rows) {
-    if (filter != nullptr && !filter->id().empty() && !absl::StartsWith(row.id, filter->id())) {
-      continue;
-    }
-    if (filter != nullptr && !filter->pod_sandbox_id().empty() &&
-        !absl::StartsWith(row.pod_id, filter->pod_sandbox_id())) {
+    if (filter != nullptr &&
+        !records::MatchesIdAndPod(row, filter->id(), filter->pod_sandbox_id())) {
       continue;
     }
     absl::StatusOr<LoadedContainer> c = records::LoadContainerRow(row);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -96,6 +97,25 @@ TEST(Berthd, SocketIsRootOwned0660) {
   EXPECT_EQ(st.st_gid, 0u);
 }
 
+// Calls `path` with an empty message (every field at its default); nullopt when the call
+// never completed.
+std::optional<grpc::Status> CallWithEmptyRequest(grpc::GenericStub& stub, grpc::CompletionQueue& cq,
+                                                 const std::string& path) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice empty;
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  auto call = stub.PrepareUnaryCall(&ctx, path, request, &cq);
+  call->StartCall();
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  if (!cq.Next(&tag, &ok)) return std::nullopt;
+  return status;
+}
+
 TEST(Berthd, EveryOtherRpcIsUnimplementedAndSaysWhich) {
   TempDir dir;
   Berthd d(dir);
@@ -142,18 +162,9 @@ TEST(Berthd, EveryOtherRpcIsUnimplementedAndSaysWhich) {
         continue;
       }
       std::string path = absl::StrCat("/", svc->full_name(), "/", m->name());
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      grpc::Slice empty;  // an empty message: every field at its default
-      grpc::ByteBuffer request(&empty, 1);
-      grpc::ByteBuffer response;
-      grpc::Status status;
-      auto call = stub.PrepareUnaryCall(&ctx, path, request, &cq);
-      call->StartCall();
-      call->Finish(&response, &status, reinterpret_cast<void*>(1));
-      void* tag;
-      bool ok;
-      ASSERT_TRUE(cq.Next(&tag, &ok));
+      std::optional<grpc::Status> answered = CallWithEmptyRequest(stub, cq, path);
+      ASSERT_TRUE(answered.has_value()) << path;
+      const grpc::Status& status = *answered;
       EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << path;
       EXPECT_NE(status.error_message().find(m->name()), std::string::npos)
           << path << ": " << status.error_message();
@@ -179,18 +190,9 @@ TEST(Berthd, EmptyRequestsAreRefusedAndBerthdKeepsServing) {
         "PodSandboxStats", "ListPodSandbox", "ListContainers", "ListContainerStats",
         "ListPodSandboxStats"}) {
     std::string path = absl::StrCat("/runtime.v1.RuntimeService/", name);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::Slice empty;
-    grpc::ByteBuffer request(&empty, 1);
-    grpc::ByteBuffer response;
-    grpc::Status status;
-    auto call = stub.PrepareUnaryCall(&ctx, path, request, &cq);
-    call->StartCall();
-    call->Finish(&response, &status, reinterpret_cast<void*>(1));
-    void* tag;
-    bool ok;
-    ASSERT_TRUE(cq.Next(&tag, &ok));
+    std::optional<grpc::Status> answered = CallWithEmptyRequest(stub, cq, path);
+    ASSERT_TRUE(answered.has_value()) << path;
+    const grpc::Status& status = *answered;
     const std::string n = name;
     if (absl::StartsWith(n, "List")) {
       EXPECT_TRUE(status.ok()) << path << ": " << status.error_message();
