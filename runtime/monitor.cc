@@ -212,7 +212,7 @@ void TrimResidentCode() {
                     f[1].size() >= 4 && f[1][1] != 'w' && f[1][3] == 'p';
       ranges.push_back(r);
     } else if (!ranges.empty() && f.size() >= 2 &&
-               (f[0] == "Anonymous:" || f[0] == "Private_Dirty:") && f[1] != "0") {
+               f[0] == "Anonymous:" && f[1] != "0") {
       ranges.back().written = true;
     }
   }
