@@ -13,7 +13,7 @@ build_pkgs=(
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libabsl-dev
   libseccomp-dev libcap-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
   libarchive-dev libsqlite3-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
-  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev
 )
 # Real peers and fixtures for the integration tests: a local registry, image tools,
 # busybox for test images, CNI plugins, runc/containerd as reference CRI/OCI peers.
