@@ -383,19 +383,23 @@ class V1Cgroup final : public Cgroup {
 };
 
 // Creates `rel` under a cpuset hierarchy root, giving every new level its parent's cpus and
-// mems (a v1 cpuset starts empty, and no task can join an empty one).
+// mems (a v1 cpuset starts empty, and no task can join an empty one). A level that exists but
+// is still empty gets them too: another thread (or process) may have created it a moment ago
+// and not written them yet, and a child made under it now would stay empty. Empty is never a
+// usable state, so filling it in is only ever what its creator is about to do.
 absl::Status MkdirCpuset(const std::string& root, const std::string& rel) {
   std::string cur = root;
   for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
     std::string next = absl::StrCat(cur, "/", part);
-    if (::mkdir(next.c_str(), 0755) == 0) {
-      for (const char* f : {"cpuset.cpus", "cpuset.mems"}) {
-        ASSIGN_OR_RETURN(std::string v, ReadControl(cur, f));
-        std::string value(absl::StripAsciiWhitespace(v));
-        RETURN_IF_ERROR(WriteControl(next, f, value.empty() ? "\n" : value));
-      }
-    } else if (errno != EEXIST) {
+    if (::mkdir(next.c_str(), 0755) != 0 && errno != EEXIST) {
       return LastErrnoError(absl::StrCat("mkdir ", next));
+    }
+    for (const char* f : {"cpuset.cpus", "cpuset.mems"}) {
+      ASSIGN_OR_RETURN(std::string have, ReadControl(next, f));
+      if (!absl::StripAsciiWhitespace(have).empty()) continue;
+      ASSIGN_OR_RETURN(std::string v, ReadControl(cur, f));
+      std::string value(absl::StripAsciiWhitespace(v));
+      RETURN_IF_ERROR(WriteControl(next, f, value.empty() ? "\n" : value));
     }
     cur = next;
   }
