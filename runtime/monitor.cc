@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -224,13 +225,23 @@ void TrimResidentCode() {
   }
 }
 
+// An attach session (berthd's end of it): its own pipes for the container's output, which the
+// monitor writes besides the log, and the connection whose end detaches it.
+struct Attacher {
+  int conn = -1;
+  UniqueFd out, err;   // write ends; the read ends went to berthd
+  bool stdin = false;  // it took the container's stdin
+};
+
 struct Container {
   std::string id, dir, bundle;
   std::string runtime;  // external OCI runtime binary; empty: the runtime library
   std::string runtime_root;
   pid_t pid = 0;
   bool tty = false;
+  bool stdin = false, stdin_once = false;  // as created (CRI ContainerConfig)
   UniqueFd out, err, in, master;
+  std::vector<Attacher> attachers;
   std::unique_ptr<CriLogWriter> log;
   bool exited = false;
   std::vector<int> stop_waiters;  // connections waiting for the exit
@@ -238,7 +249,7 @@ struct Container {
 };
 
 // What an epoll event refers to.
-enum class Source : uint32_t { kListen, kSignal, kConn, kStdout, kStderr };
+enum class Source : uint32_t { kListen, kSignal, kConn, kStdout, kStderr, kAttach };
 
 class Monitor {
  public:
@@ -354,6 +365,7 @@ class Monitor {
       case Source::kListen: Accept(); break;
       case Source::kSignal: HandleSignals(); break;
       case Source::kConn: ReadConnection(fd); break;
+      case Source::kAttach: ReadAttachConnection(fd, ev.events); break;
       case Source::kStdout:
       case Source::kStderr:
         ReadOutput(fd, source == Source::kStdout ? LogStream::kStdout : LogStream::kStderr);
@@ -446,6 +458,10 @@ class Monitor {
           reply = json{{"exited", true}};
         } else if (op == "delete") {
           reply = Delete(*c);
+        } else if (op == "attach") {
+          absl::Status st = Attach(fd, *c, request);
+          if (st.ok()) return;  // answered, with the descriptors
+          reply = st;
         } else if (op == "reopen_log") {
           absl::Status st = c->log->Reopen();
           reply = st.ok() ? absl::StatusOr<json>(json::object()) : st;
@@ -470,6 +486,8 @@ class Monitor {
     c.id = request.at("id").get<std::string>();
     c.dir = request.at("dir").get<std::string>();
     c.tty = request.value("tty", false);
+    c.stdin = request.value("stdin", false);
+    c.stdin_once = request.value("stdin_once", false);
     c.runtime = request.value("runtime", "");
     c.runtime_root = request.value("runtime_root", "");
     if (containers_.count(c.id) != 0) {
@@ -688,6 +706,7 @@ class Monitor {
   }
 
   void CloseStreams(Container& c) {
+    DetachAll(c);
     for (UniqueFd* fd : {&c.out, &c.err}) {
       if (!*fd) continue;
       Unwatch(fd->get());
@@ -710,8 +729,9 @@ class Monitor {
     for (int i = 0; i < max_reads; ++i) {
       ssize_t n = ::read(fd, buf, sizeof buf);
       if (n > 0) {
-        absl::Status st =
-            c.log->Write(stream, absl::string_view(buf, static_cast<size_t>(n)), absl::Now());
+        absl::string_view data(buf, static_cast<size_t>(n));
+        Fanout(c, stream, data);
+        absl::Status st = c.log->Write(stream, data, absl::Now());
         if (!st.ok() && absl::Now() >= log_error_quiet_until_) {
           Log(absl::StrCat("log of ", c.id, ": ", st.message()));
           log_error_quiet_until_ = absl::Now() + absl::Seconds(10);
@@ -726,9 +746,138 @@ class Monitor {
       (void)c.log->EndStream(stream, absl::Now());
       if (c.out.get() == fd) c.out.reset();
       if (c.err.get() == fd) c.err.reset();
+      for (Attacher& a : c.attachers) (stream == LogStream::kStdout ? a.out : a.err).reset();
+      if (!c.out && !c.err) DetachAll(c);  // the output has ended: so have the attach sessions
       return false;
     }
     return true;
+  }
+
+  // attach: pipes of its own for the output the client wants, and the container's stdin (the
+  // stdin pipe, or the terminal) and terminal (for resizes), sent with the reply. The
+  // connection stays open: its end detaches the session.
+  absl::Status Attach(int fd, Container& c, const json& request) {
+    const bool want_in = request.value("stdin", false);
+    const bool want_out = request.value("stdout", false);
+    const bool want_err = request.value("stderr", false) && !c.tty;
+    if (c.exited || (!c.out && !c.err)) {
+      return absl::FailedPreconditionError(absl::StrCat("container ", c.id, " is not running"));
+    }
+    if (want_in && !c.stdin) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("container ", c.id, " was not created with stdin"));
+    }
+    if (want_in && !c.tty && !c.in) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the stdin of container ", c.id, " was closed (stdin_once)"));
+    }
+    Attacher a;
+    a.conn = fd;
+    a.stdin = want_in;
+    std::vector<UniqueFd> send;
+    json names = json::array();
+    for (auto [want, keep, name] : {std::tuple{want_out, &a.out, "out"},
+                                    std::tuple{want_err, &a.err, "err"}}) {
+      if (!want) continue;
+      ASSIGN_OR_RETURN(Pipe p, MakePipe());
+      RETURN_IF_ERROR(SetNonBlocking(p.write.get()));
+      // Room for bursts: a client that falls further behind is detached, not waited for.
+      (void)::fcntl(p.write.get(), F_SETPIPE_SZ, 1 << 20);
+      *keep = std::move(p.write);
+      send.push_back(std::move(p.read));
+      names.push_back(name);
+    }
+    auto dup = [&](int src, const char* name) -> absl::Status {
+      UniqueFd d(::fcntl(src, F_DUPFD_CLOEXEC, 3));
+      if (!d) return LastErrnoError("dup for attach");
+      send.push_back(std::move(d));
+      names.push_back(name);
+      return absl::OkStatus();
+    };
+    if (want_in) RETURN_IF_ERROR(dup(c.tty ? c.master.get() : c.in.get(), "in"));
+    if (c.tty) RETURN_IF_ERROR(dup(c.master.get(), "tty"));
+    std::vector<int> raw;
+    for (const UniqueFd& f : send) raw.push_back(f.get());
+    int flags = ::fcntl(fd, F_GETFL);
+    (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    struct timeval tv = {5, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    absl::Status sent =
+        WriteFrameWithFds(fd, json{{"ok", true}, {"fds", names}, {"tty", c.tty}}, raw);
+    if (!sent.ok() || !Watch(fd, Source::kAttach).ok()) {
+      CloseConn(fd);
+      return absl::OkStatus();  // nobody left to answer
+    }
+    attach_conns_[fd] = c.id;
+    c.attachers.push_back(std::move(a));
+    return absl::OkStatus();
+  }
+
+  // Copies output to the attach sessions. One that cannot take it at once (it fell 1 MiB
+  // behind, or went away) is detached: the log and the container never wait for a client.
+  void Fanout(Container& c, LogStream stream, absl::string_view data) {
+    for (size_t i = 0; i < c.attachers.size();) {
+      UniqueFd& pipe = stream == LogStream::kStdout ? c.attachers[i].out : c.attachers[i].err;
+      if (pipe) {
+        ssize_t n;
+        do {
+          n = ::write(pipe.get(), data.data(), data.size());
+        } while (n < 0 && errno == EINTR);
+        if (n != static_cast<ssize_t>(data.size())) {
+          Log(absl::StrCat("attach to ", c.id, ": the client fell behind or left; detached"));
+          Detach(c, i);
+          continue;
+        }
+      }
+      ++i;
+    }
+  }
+
+  void Detach(Container& c, size_t index) {
+    Attacher& a = c.attachers[index];
+    attach_conns_.erase(a.conn);
+    CloseConn(a.conn);
+    // stdin_once: the container's stdin closes with the first session that used it.
+    if (a.stdin && c.stdin_once && !c.tty) c.in.reset();
+    c.attachers.erase(c.attachers.begin() + static_cast<std::ptrdiff_t>(index));
+  }
+
+  void DetachAll(Container& c) {
+    while (!c.attachers.empty()) Detach(c, c.attachers.size() - 1);
+  }
+
+  // An attach connection carries nothing after the reply. berthd half-closes it when the
+  // client's stdin ends (with stdin_once, the container's stdin closes then), and closes it
+  // when the session ends (detach).
+  void ReadAttachConnection(int fd, uint32_t events) {
+    auto it = attach_conns_.find(fd);
+    if (it == attach_conns_.end()) {
+      CloseConn(fd);
+      return;
+    }
+    Container& c = containers_.at(it->second);
+    size_t index = 0;
+    while (index < c.attachers.size() && c.attachers[index].conn != fd) ++index;
+    if (index == c.attachers.size()) {
+      CloseConn(fd);
+      return;
+    }
+    if ((events & (EPOLLHUP | EPOLLERR)) == 0) {
+      char buf[256];
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+      if (n == 0) {
+        Attacher& a = c.attachers[index];
+        if (a.stdin && c.stdin_once && !c.tty) c.in.reset();
+        // Only the hang-up is of interest now (reported whatever the event mask).
+        struct epoll_event ev {};
+        ev.events = 0;
+        ev.data.u64 = (static_cast<uint64_t>(Source::kAttach) << 32) | static_cast<uint32_t>(fd);
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+        return;
+      }
+    }
+    Detach(c, index);
   }
 
   void ReadOutput(int fd, LogStream stream) {
@@ -830,6 +979,7 @@ class Monitor {
   std::map<int, FrameDecoder> conns_;
   std::map<std::string, Container> containers_;
   std::map<int, std::string> streams_;  // stdout/stderr fd -> container id
+  std::map<int, std::string> attach_conns_;  // attach connection -> container id
   std::optional<absl::Time> trim_at_;
   absl::Time log_error_quiet_until_ = absl::InfinitePast();
   pid_t holder_pid_ = 0;
@@ -860,17 +1010,40 @@ int RunMonitor(const MonitorOptions& options) {
 }
 
 int RunExecWait(int argc, char** argv) {
-  if (argc < 6) {
-    Log("usage: berth-monitor exec-wait RUNTIME ROOT PID_FILE ID CMD...");
+  // argv[0] is "exec-wait"; an optional --console-socket PATH comes first.
+  std::string console_socket;
+  int at = 1;
+  if (argc > 2 && std::strcmp(argv[1], "--console-socket") == 0) {
+    console_socket = argv[2];
+    at = 3;
+  }
+  if (argc - at < 5) {
+    Log("usage: berth-monitor exec-wait [--console-socket PATH] RUNTIME ROOT PID_FILE ID CMD...");
     return 255;
   }
-  const std::string runtime = argv[1], root = argv[2], pid_file = argv[3];
+  const std::string runtime = argv[at], root = argv[at + 1], pid_file = argv[at + 2];
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     Log(absl::StrCat("exec-wait: become a subreaper: ", std::strerror(errno)));
     return 255;
   }
+  // SIGTERM, SIGHUP or SIGINT to this process (a streaming session that ended early) kills
+  // the exec'd process: it is our child once reparented, so its pid cannot be reused before we
+  // reap it. Signals are taken from a signalfd, together with SIGCHLD.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGTERM, SIGHUP, SIGINT}) sigaddset(&set, sig);
+  sigset_t old;
+  ::sigprocmask(SIG_BLOCK, &set, &old);
+  UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!sigfd) {
+    Log(absl::StrCat("exec-wait: signalfd: ", std::strerror(errno)));
+    return 255;
+  }
   std::vector<std::string> args = {"--root", root, "exec", "--detach", "--pid-file", pid_file};
-  for (int i = 4; i < argc; ++i) args.emplace_back(argv[i]);
+  if (!console_socket.empty()) {
+    args.insert(args.end(), {"--tty", "--console-socket", console_socket});
+  }
+  for (int i = at + 3; i < argc; ++i) args.emplace_back(argv[i]);
   std::vector<char*> cargv;
   cargv.push_back(const_cast<char*>(runtime.c_str()));
   for (std::string& a : args) cargv.push_back(a.data());
@@ -878,30 +1051,49 @@ int RunExecWait(int argc, char** argv) {
   pid_t rt = ::fork();
   if (rt < 0) return 255;
   if (rt == 0) {
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
     ::execv(runtime.c_str(), cargv.data());
     ::_exit(127);
   }
-  int status = 0;
-  while (::waitpid(rt, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 255;
-  absl::StatusOr<std::string> text = ReadFile(pid_file, 64);
-  pid_t pid = 0;
-  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) || pid <= 0) {
-    Log(absl::StrCat("exec-wait: no pid in ", pid_file));
-    return 255;
-  }
-  // The exec'd process is ours now (the runtime has exited); anything else reparented here
-  // is reaped along the way.
+  bool cancelled = false;
+  pid_t pid = 0;  // the exec'd process, once the runtime has exited
+  // Children reaped before their pid was known: the exec'd process can exit (and be
+  // reparented here as a zombie) before the runtime is reaped.
+  std::map<pid_t, int> reaped;
+  auto code = [](int status) {
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
   for (;;) {
-    pid_t r = ::waitpid(-1, &status, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return 255;  // ECHILD: it was not reparented here
+    struct signalfd_siginfo si {};
+    ssize_t n = ::read(sigfd.get(), &si, sizeof si);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof si)) return 255;
+    if (si.ssi_signo != SIGCHLD) {
+      cancelled = true;
+      if (rt > 0) ::kill(rt, SIGKILL);  // the runtime, if it is still setting up
+      if (pid > 0) ::kill(pid, SIGKILL);
+      continue;
     }
-    if (r != pid) continue;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    int status = 0;
+    pid_t r;
+    while ((r = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (r == rt) {
+        rt = 0;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 255;
+        absl::StatusOr<std::string> text = ReadFile(pid_file, 64);
+        if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) ||
+            pid <= 0) {
+          Log(absl::StrCat("exec-wait: no pid in ", pid_file));
+          return 255;
+        }
+        if (auto it = reaped.find(pid); it != reaped.end()) return code(it->second);
+        if (cancelled) ::kill(pid, SIGKILL);
+        continue;
+      }
+      if (WIFSTOPPED(status) || WIFCONTINUED(status)) continue;
+      if (pid > 0 && r == pid) return code(status);
+      if (pid == 0) reaped[r] = status;
+    }
   }
 }
 

@@ -42,12 +42,15 @@ struct MonitorOptions {
 // Runs the monitor until a shutdown request. Returns the process exit code.
 int RunMonitor(const MonitorOptions& options);
 
-// `berth-monitor exec-wait RUNTIME ROOT PID_FILE ID CMD...`: runs an external runtime's
+// `berth-monitor exec-wait [--console-socket PATH] RUNTIME ROOT PID_FILE ID CMD...`: runs a
+// runtime's
 // `exec --detach` as a child subreaper and waits for the exec'd process itself (it is
 // reparented here when the runtime exits); exits with the process's exit code (128+signal when
 // killed), or 255 when the runtime failed. The process keeps this command's stdio. berthd's
 // ExecSync uses it for runc: runc's foreground exec copies the output through pipes of its own
-// and returns only when every writer (background children too) has closed them.
+// and returns only when every writer (background children too) has closed them. The streaming
+// exec uses it for every runtime: with --console-socket the process gets a terminal whose
+// master the runtime sends there; SIGTERM/SIGHUP/SIGINT to exec-wait kill the process.
 int RunExecWait(int argc, char** argv);
 
 // The pid-namespace holder's body: pid 1 of the pod's pid namespace, reaping orphans until

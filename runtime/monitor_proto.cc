@@ -216,9 +216,11 @@ absl::Status UnixAddress(const std::string& path, struct sockaddr_un* addr, Uniq
   return absl::OkStatus();
 }
 
-absl::StatusOr<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request,
-                                    absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+namespace {
+
+// Connects to the monitor's socket and sends `request`.
+absl::StatusOr<UniqueFd> Send(const std::string& socket_path, const nlohmann::json& request,
+                              absl::Time deadline) {
   struct sockaddr_un addr {};
   UniqueFd dir;
   RETURN_IF_ERROR(UnixAddress(socket_path, &addr, &dir));
@@ -249,9 +251,91 @@ absl::StatusOr<nlohmann::json> Call(const std::string& socket_path, const nlohma
   }
   absl::Status written = WriteAll(fd.get(), frame, deadline);
   if (!written.ok()) return Annotate(written, socket_path);
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request,
+                                    absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  ASSIGN_OR_RETURN(UniqueFd fd, Send(socket_path, request, deadline));
   absl::StatusOr<nlohmann::json> reply = ReadFrame(fd.get(), deadline);
   if (!reply.ok()) return Annotate(reply.status(), socket_path);
   return reply;
+}
+
+absl::Status WriteFrameWithFds(int fd, const nlohmann::json& message,
+                               const std::vector<int>& fds) {
+  std::string frame = EncodeFrame(message);
+  if (frame.size() - kHeader > kMaxFrame) {
+    return absl::InvalidArgumentError(absl::StrCat("monitor message of ", frame.size() - kHeader,
+                                                   " bytes exceeds the limit of ", kMaxFrame));
+  }
+  if (fds.size() > kMaxFds) return absl::InvalidArgumentError("too many fds for one message");
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+  struct iovec iov = {frame.data(), frame.size()};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return LastErrnoError("send on the monitor socket");
+  // The fds went with the first byte; the rest of a long frame follows plainly.
+  return WriteAll(fd, absl::string_view(frame).substr(static_cast<size_t>(n)),
+                  absl::InfiniteFuture());
+}
+
+absl::StatusOr<nlohmann::json> CallWithFds(const std::string& socket_path,
+                                           const nlohmann::json& request, absl::Duration timeout,
+                                           std::vector<UniqueFd>* fds, UniqueFd* conn) {
+  absl::Time deadline = absl::Now() + timeout;
+  ASSIGN_OR_RETURN(UniqueFd fd, Send(socket_path, request, deadline));
+  FrameDecoder decoder;
+  for (;;) {
+    absl::StatusOr<std::optional<nlohmann::json>> reply = decoder.Next();
+    if (!reply.ok()) return Annotate(reply.status(), socket_path);
+    if (reply->has_value()) {
+      *conn = std::move(fd);
+      return **reply;
+    }
+    RETURN_IF_ERROR(Annotate(WaitFor(fd.get(), POLLIN, deadline), socket_path));
+    char buf[4096];
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return LastErrnoError(absl::StrCat("read ", socket_path));
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof received);
+        fds->emplace_back(received);
+      }
+    }
+    if (n == 0) {
+      return absl::UnavailableError(absl::StrCat(socket_path, ": closed before the reply"));
+    }
+    decoder.Feed(absl::string_view(buf, static_cast<size_t>(n)));
+  }
 }
 
 }  // namespace berth::runtime

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -62,5 +63,18 @@ class FrameDecoder {
 // reply, close. `timeout` covers all of it. Connect errors are Unavailable with the path.
 absl::StatusOr<nlohmann::json> Call(const std::string& socket_path, const nlohmann::json& request,
                                     absl::Duration timeout);
+
+// At most this many descriptors travel with one message.
+inline constexpr size_t kMaxFds = 8;
+
+// WriteFrame, with `fds` passed along (SCM_RIGHTS) on the frame's first bytes. Blocking.
+absl::Status WriteFrameWithFds(int fd, const nlohmann::json& message,
+                               const std::vector<int>& fds);
+
+// Call, for a request answered with descriptors (WriteFrameWithFds): they are appended to
+// `*fds`, and the connection is left open in `*conn` for requests that live on it (attach).
+absl::StatusOr<nlohmann::json> CallWithFds(const std::string& socket_path,
+                                           const nlohmann::json& request, absl::Duration timeout,
+                                           std::vector<UniqueFd>* fds, UniqueFd* conn);
 
 }  // namespace berth::runtime
