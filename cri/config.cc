@@ -198,6 +198,12 @@ nlohmann::json Config::ToJson() const {
   for (const auto& [name, h] : runtime.handlers) {
     handlers[name] = {{"path", h.path}, {"root", h.root}};
   }
+  j["streaming"] = {{"address", streaming.address},
+                    {"port", streaming.port},
+                    {"tls_cert_file", streaming.tls_cert_file},
+                    {"tls_key_file", streaming.tls_key_file},
+                    {"idle_timeout", absl::FormatDuration(streaming.idle_timeout)},
+                    {"token_ttl", absl::FormatDuration(streaming.token_ttl)}};
   j["runtime"] = {{"monitor_path", runtime.monitor_path},
                   {"oci_path", runtime.oci_path},
                   {"log_max_line", runtime.log_max_line},
@@ -221,7 +227,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
   c.source = source;
   RETURN_IF_ERROR(r.CheckKeys(doc, "",
                               {"root", "state", "shutdown_timeout", "grpc", "log", "images",
-                               "registries", "cgroup", "cni", "runtime"}));
+                               "registries", "cgroup", "cni", "runtime", "streaming"}));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "root", &c.root, false));
   RETURN_IF_ERROR(r.AbsPath(doc, "", "state", &c.state, false));
   RETURN_IF_ERROR(r.Duration(doc, "", "shutdown_timeout", &c.shutdown_timeout));
@@ -332,6 +338,23 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, const std::strin
     RETURN_IF_ERROR(r.PathList(*cni, "cni", "bin_dirs", &c.cni.bin_dirs));
     RETURN_IF_ERROR(r.String(*cni, "cni", "network_name", &c.cni.network_name));
     RETURN_IF_ERROR(r.Duration(*cni, "cni", "plugin_timeout", &c.cni.plugin_timeout));
+  }
+
+  ASSIGN_OR_RETURN(const toml::table* st, r.Table(doc, "streaming"));
+  if (st != nullptr) {
+    RETURN_IF_ERROR(r.CheckKeys(*st, "streaming",
+                                {"address", "port", "tls_cert_file", "tls_key_file",
+                                 "idle_timeout", "token_ttl"}));
+    RETURN_IF_ERROR(r.String(*st, "streaming", "address", &c.streaming.address));
+    RETURN_IF_ERROR(r.Integer(*st, "streaming", "port", 0, 65535, &c.streaming.port));
+    RETURN_IF_ERROR(r.AbsPath(*st, "streaming", "tls_cert_file", &c.streaming.tls_cert_file, true));
+    RETURN_IF_ERROR(r.AbsPath(*st, "streaming", "tls_key_file", &c.streaming.tls_key_file, true));
+    RETURN_IF_ERROR(r.Duration(*st, "streaming", "idle_timeout", &c.streaming.idle_timeout));
+    RETURN_IF_ERROR(r.Duration(*st, "streaming", "token_ttl", &c.streaming.token_ttl));
+    if (c.streaming.tls_cert_file.empty() != c.streaming.tls_key_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": streaming: tls_cert_file and tls_key_file go together"));
+    }
   }
 
   ASSIGN_OR_RETURN(const toml::table* rt, r.Table(doc, "runtime"));

@@ -82,6 +82,15 @@ struct Config {
     std::map<std::string, Handler> handlers = {{"runc", {"/usr/sbin/runc", "/run/berth/runc"}}};
   } runtime;
 
+  // The streaming server (Exec/PortForward URLs): like containerd's stream_server_*.
+  struct Streaming {
+    std::string address = "127.0.0.1";
+    int64_t port = 0;  // 0: a free port chosen at start
+    std::string tls_cert_file, tls_key_file;  // both: https
+    absl::Duration idle_timeout = absl::Hours(4);
+    absl::Duration token_ttl = absl::Minutes(1);
+  } streaming;
+
   // The filesystem path of the unix socket (grpc.address without "unix://").
   std::string SocketPath() const;
 

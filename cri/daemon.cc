@@ -164,7 +164,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   if (absl::Status st = d->pods_->Recover(); !st.ok()) {
     log::Warn("recovering pods and containers failed", {{"error", std::string(st.message())}});
   }
-  d->runtime_service_ = std::make_unique<RuntimeService>(config, d->network_.get(), d->pods_.get());
+  StreamingOptions so;
+  so.address = config.streaming.address;
+  so.port = static_cast<uint16_t>(config.streaming.port);
+  so.tls_cert_file = config.streaming.tls_cert_file;
+  so.tls_key_file = config.streaming.tls_key_file;
+  so.idle_timeout = config.streaming.idle_timeout;
+  so.token_ttl = config.streaming.token_ttl;
+  ASSIGN_OR_RETURN(d->streaming_, StreamingServer::Start(so, d->pods_.get()));
+  log::Info("streaming server listening", {{"url", d->streaming_->base_url()}});
+  d->runtime_service_ = std::make_unique<RuntimeService>(config, d->network_.get(), d->pods_.get(),
+                                                         d->streaming_.get());
   d->admin_service_ = std::make_unique<AdminService>(d->images_.get(), config.state);
 
   grpc::ServerBuilder builder;
@@ -201,6 +211,8 @@ void Daemon::Shutdown(absl::Duration grace) {
   const absl::Time deadline = absl::Now() + grace;
   // Streams that only end when berthd does (GetContainerEvents) are told to end now.
   if (pods_) pods_->Shutdown();
+  // Streaming sessions end (their exec'd processes are killed, as when a client goes away).
+  if (streaming_) streaming_->Stop();
   // grpc::Server::Shutdown stops accepting calls at once, but then also waits, until the
   // deadline, for idle client connections to go away. So it runs on its own thread while this
   // one waits only for the calls in flight, and then closes whatever connections remain.

@@ -13,6 +13,7 @@
 #include "base/lock_file.h"
 #include "cri/admin_service.h"
 #include "cri/config.h"
+#include "cri/streaming_server.h"
 #include "cri/image_service.h"
 #include "cri/pod_manager.h"
 #include "cri/runtime_service.h"
@@ -43,6 +44,7 @@ class Daemon {
   std::unique_ptr<images::ImageStore> images_;
   std::unique_ptr<CriStore> store_;
   std::unique_ptr<PodManager> pods_;
+  std::unique_ptr<StreamingServer> streaming_;
   std::unique_ptr<RuntimeService> runtime_service_;
   std::unique_ptr<ImageService> image_service_;
   std::unique_ptr<AdminService> admin_service_;

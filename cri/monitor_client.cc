@@ -174,14 +174,31 @@ absl::StatusOr<MonitorProcess> SpawnMonitorOnce(const MonitorSpawn& spawn) {
   return m;
 }
 
-absl::StatusOr<json> CallMonitor(const std::string& pod_dir, const json& request,
-                                 absl::Duration timeout) {
-  ASSIGN_OR_RETURN(json reply, runtime::Call(pod_dir + "/monitor.sock", request, timeout));
+namespace {
+
+// A monitor's reply, or the error it carries.
+absl::StatusOr<json> CheckReply(json reply) {
   if (reply.value("ok", false)) return reply;
   int code = reply.value("code", static_cast<int>(absl::StatusCode::kInternal));
   if (code <= 0 || code > 16) code = static_cast<int>(absl::StatusCode::kInternal);
   return absl::Status(static_cast<absl::StatusCode>(code),
                       absl::StrCat("monitor: ", reply.value("error", std::string("failed"))));
+}
+
+}  // namespace
+
+absl::StatusOr<json> CallMonitor(const std::string& pod_dir, const json& request,
+                                 absl::Duration timeout) {
+  ASSIGN_OR_RETURN(json reply, runtime::Call(pod_dir + "/monitor.sock", request, timeout));
+  return CheckReply(std::move(reply));
+}
+
+absl::StatusOr<json> CallMonitorWithFds(const std::string& pod_dir, const json& request,
+                                        absl::Duration timeout, std::vector<UniqueFd>* fds,
+                                        UniqueFd* conn) {
+  ASSIGN_OR_RETURN(json reply, runtime::CallWithFds(pod_dir + "/monitor.sock", request, timeout,
+                                                    fds, conn));
+  return CheckReply(std::move(reply));
 }
 
 absl::Status StopMonitor(const std::string& pod_dir, const MonitorProcess& monitor) {

@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri {
@@ -38,6 +40,13 @@ absl::StatusOr<MonitorProcess> SpawnMonitor(const MonitorSpawn& spawn);
 absl::StatusOr<nlohmann::json> CallMonitor(const std::string& pod_dir,
                                            const nlohmann::json& request,
                                            absl::Duration timeout = absl::Seconds(30));
+
+// The same for a request answered with descriptors (attach): they are appended to `*fds`, and
+// the connection stays open in `*conn`.
+absl::StatusOr<nlohmann::json> CallMonitorWithFds(const std::string& pod_dir,
+                                                  const nlohmann::json& request,
+                                                  absl::Duration timeout,
+                                                  std::vector<UniqueFd>* fds, UniqueFd* conn);
 
 // True when `pid` is still the process that was started at `start_time`.
 bool SameProcess(pid_t pid, uint64_t start_time);

@@ -26,6 +26,7 @@
 #include "cri/api/cri.h"
 #include "cri/event_hub.h"
 #include "cri/store.h"
+#include "cri/streaming_server.h"
 #include "images/image_store.h"
 #include "network/network_manager.h"
 
@@ -83,7 +84,7 @@ class PodGuard {
   std::lock_guard<std::mutex> lock_;
 };
 
-class PodManager {
+class PodManager : public StreamingRuntime {
  public:
   ~PodManager();
 
@@ -115,6 +116,16 @@ class PodManager {
   absl::StatusOr<ExecSyncResult> ExecSync(const std::string& id,
                                           const std::vector<std::string>& cmd,
                                           absl::Duration timeout);
+
+  // Streaming (pod_streaming.cc): what the streaming server runs for Exec, Attach and
+  // PortForward. Validate* check a request when the URL is issued (the CRI call).
+  absl::Status ValidateExec(const v1::ExecRequest& request);
+  absl::Status ValidateAttach(const v1::AttachRequest& request);
+  absl::Status ValidatePortForward(const v1::PortForwardRequest& request);
+  absl::StatusOr<std::unique_ptr<StreamTarget>> StartExec(const v1::ExecRequest& request) override;
+  absl::StatusOr<std::unique_ptr<StreamTarget>> StartAttach(
+      const v1::AttachRequest& request) override;
+  absl::StatusOr<UniqueFd> DialPort(const std::string& pod_id, int32_t port) override;
 
   // Applies new cgroup limits to a created or running container's live cgroup (berthd writes
   // them itself, whatever the runtime handler) and records them in its config, so that

@@ -24,8 +24,12 @@ std::string RuntimeVersion() {
 }
 
 RuntimeService::RuntimeService(const Config& config, network::NetworkManager* network,
-                               PodManager* pods)
-    : config_(config), network_(network), pods_(pods), started_(absl::Now()) {}
+                               PodManager* pods, StreamingServer* streaming)
+    : config_(config),
+      network_(network),
+      pods_(pods),
+      streaming_(streaming),
+      started_(absl::Now()) {}
 
 grpc::Status RuntimeService::Version(grpc::ServerContext*, const v1::VersionRequest*,
                                      v1::VersionResponse* resp) {
@@ -286,9 +290,36 @@ grpc::Status RuntimeService::ListPodSandboxStats(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, Exec)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, Attach)
-BERTH_UNIMPLEMENTED_RPC(RuntimeService, PortForward)
+grpc::Status RuntimeService::Exec(grpc::ServerContext*, const v1::ExecRequest* req,
+                                  v1::ExecResponse* resp) {
+  if (streaming_ == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
+  if (absl::Status st = pods_->ValidateExec(*req); !st.ok()) return ToGrpcStatus(st);
+  absl::StatusOr<std::string> url = streaming_->GetExec(*req);
+  if (!url.ok()) return ToGrpcStatus(url.status());
+  resp->set_url(*url);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::Attach(grpc::ServerContext*, const v1::AttachRequest* req,
+                                    v1::AttachResponse* resp) {
+  if (streaming_ == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
+  if (absl::Status st = pods_->ValidateAttach(*req); !st.ok()) return ToGrpcStatus(st);
+  absl::StatusOr<std::string> url = streaming_->GetAttach(*req);
+  if (!url.ok()) return ToGrpcStatus(url.status());
+  resp->set_url(*url);
+  return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::PortForward(grpc::ServerContext*, const v1::PortForwardRequest* req,
+                                         v1::PortForwardResponse* resp) {
+  if (streaming_ == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
+  if (absl::Status st = pods_->ValidatePortForward(*req); !st.ok()) return ToGrpcStatus(st);
+  absl::StatusOr<std::string> url = streaming_->GetPortForward(*req);
+  if (!url.ok()) return ToGrpcStatus(url.status());
+  resp->set_url(*url);
+  return grpc::Status::OK;
+}
+
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, CheckpointContainer)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListMetricDescriptors)
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, ListPodSandboxMetrics)

@@ -35,7 +35,9 @@ std::string RuntimeVersion();
 
 class RuntimeService final : public v1::RuntimeService::Service {
  public:
-  RuntimeService(const Config& config, network::NetworkManager* network, PodManager* pods);
+  // `streaming` may be null (unit tests): Exec and PortForward then answer UNAVAILABLE.
+  RuntimeService(const Config& config, network::NetworkManager* network, PodManager* pods,
+                 StreamingServer* streaming = nullptr);
 
   BERTH_UNARY_RPC(Version);
   BERTH_UNARY_RPC(Status);
@@ -78,7 +80,8 @@ class RuntimeService final : public v1::RuntimeService::Service {
  private:
   Config config_;
   network::NetworkManager* network_;  // owned by the daemon
-  PodManager* pods_;                  // owned by the daemon
+  PodManager* pods_;
+  StreamingServer* streaming_;        // owned by the daemon
   absl::Time started_;
 };
 

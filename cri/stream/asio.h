@@ -22,7 +22,9 @@ template <typename T = void>
 using awaitable = asio::awaitable<T>;
 
 // co_await op(..., kAwait(ec)): errors land in `ec` instead of being thrown.
-inline auto kAwait(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+inline auto kAwait(error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
 
 }  // namespace berth::stream
 

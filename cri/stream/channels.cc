@@ -78,9 +78,8 @@ absl::StatusOr<ChannelMessage> DecodeChannelMessage(absl::string_view message, b
   }
   char c = message[0];
   if (c < '0' || c > '9') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("base64 channel message: bad channel byte 0x",
-                     absl::Hex(static_cast<unsigned char>(c))));
+    return absl::InvalidArgumentError(absl::StrCat("base64 channel message: bad channel byte 0x",
+                                                   absl::Hex(static_cast<unsigned char>(c))));
   }
   m.channel = static_cast<uint8_t>(c - '0');
   if (!absl::Base64Unescape(message.substr(1), &m.data)) {
@@ -97,7 +96,8 @@ absl::StatusOr<std::vector<TerminalSize>> TakeTerminalSizes(std::string* buffer)
   std::vector<TerminalSize> out;
   size_t pos = 0;
   for (;;) {
-    while (pos < buffer->size() && absl::ascii_isspace(static_cast<unsigned char>((*buffer)[pos]))) {
+    while (pos < buffer->size() &&
+           absl::ascii_isspace(static_cast<unsigned char>((*buffer)[pos]))) {
       ++pos;
     }
     if (pos >= buffer->size()) break;
@@ -129,20 +129,22 @@ absl::StatusOr<std::vector<TerminalSize>> TakeTerminalSizes(std::string* buffer)
   return out;
 }
 
-std::string SuccessStatusJson() { return R"({"metadata":{},"status":"Success"})"; }
+std::string SuccessStatusJson() {
+  return R"({"metadata":{},"status":"Success"})";
+}
 
 std::string ExitCodeStatusJson(int exit_code) {
   // client-go parses the code as a byte.
   exit_code = std::clamp(exit_code, 0, 255);
   nlohmann::ordered_json j = {
-      {"metadata", nlohmann::json::object()},
+      {"metadata", nlohmann::ordered_json::object()},
       {"status", "Failure"},
-      {"message", absl::StrCat("command terminated with non-zero exit code: exit status ",
-                               exit_code)},
+      {"message",
+       absl::StrCat("command terminated with non-zero exit code: exit status ", exit_code)},
       {"reason", "NonZeroExitCode"},
       {"details",
-       {{"causes", nlohmann::json::array({{{"reason", "ExitCode"},
-                                           {"message", std::to_string(exit_code)}}})}}}};
+       {{"causes", nlohmann::ordered_json::array(
+                       {{{"reason", "ExitCode"}, {"message", std::to_string(exit_code)}}})}}}};
   return j.dump();
 }
 

@@ -38,9 +38,9 @@ std::vector<std::string> SplitProtocols(const std::vector<std::string>& header_v
 struct RemoteCommandProtocol {
   int version = 1;      // 1..5
   bool base64 = false;  // WebSocket text frames carrying base64 (base64.channel.k8s.io, v4.base64)
-  bool json_status = false;  // v4+: the error stream carries a metav1.Status JSON
-  bool resize = false;       // v3+: a resize stream exists (with a TTY)
-  bool close_signal = false; // v5 (WebSocket): channel 255 half-closes a channel
+  bool json_status = false;   // v4+: the error stream carries a metav1.Status JSON
+  bool resize = false;        // v3+: a resize stream exists (with a TTY)
+  bool close_signal = false;  // v5 (WebSocket): channel 255 half-closes a channel
 };
 std::optional<RemoteCommandProtocol> ParseRemoteCommandProtocol(absl::string_view name);
 

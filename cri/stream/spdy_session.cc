@@ -20,11 +20,21 @@ constexpr auto kLingerAfterClose = std::chrono::seconds(5);
 }  // namespace
 
 awaitable<void> Event::Wait() {
+  co_await WaitFor(asio::steady_timer::duration::max());
+}
+
+awaitable<void> Event::WaitFor(std::chrono::steady_clock::duration timeout) {
   auto timer = std::make_shared<asio::steady_timer>(ex_);
-  timer->expires_at(asio::steady_timer::time_point::max());
+  if (timeout == asio::steady_timer::duration::max()) {
+    timer->expires_at(asio::steady_timer::time_point::max());
+  } else {
+    timer->expires_after(timeout);
+  }
   waiters_.push_back(timer);
   error_code ec;
   co_await timer->async_wait(kAwait(ec));
+  // Expired rather than notified: this waiter is no longer anyone's to wake.
+  if (!ec) waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), timer), waiters_.end());
 }
 
 void Event::NotifyAll() {
@@ -117,10 +127,13 @@ SpdyConnection::~SpdyConnection() {
 
 void SpdyConnection::Start() {
   auto self = shared_from_this();
-  asio::co_spawn(ex_, [self] { return self->ReadLoop(); }, asio::detached);
-  asio::co_spawn(ex_, [self] { return self->WriteLoop(); }, asio::detached);
+  asio::co_spawn(
+      ex_, [self] { return self->ReadLoop(); }, asio::detached);
+  asio::co_spawn(
+      ex_, [self] { return self->WriteLoop(); }, asio::detached);
   if (idle_timeout_ > absl::ZeroDuration()) {
-    asio::co_spawn(ex_, [self] { return self->IdleLoop(); }, asio::detached);
+    asio::co_spawn(
+        ex_, [self] { return self->IdleLoop(); }, asio::detached);
   }
 }
 
@@ -209,12 +222,12 @@ awaitable<void> SpdyConnection::IdleLoop() {
   while (!closed_) {
     auto deadline = last_activity_ + idle;
     if (std::chrono::steady_clock::now() >= deadline) {
-      Fail(absl::DeadlineExceededError(absl::StrCat(
-          "SPDY connection: idle for ", absl::FormatDuration(idle_timeout_))));
+      Fail(absl::DeadlineExceededError(
+          absl::StrCat("SPDY connection: idle for ", absl::FormatDuration(idle_timeout_))));
       break;
     }
-    timer.expires_at(std::min(deadline, std::chrono::steady_clock::now() +
-                                            std::chrono::seconds(1)));
+    timer.expires_at(
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
     error_code ec;
     co_await timer.async_wait(kAwait(ec));
   }
@@ -295,9 +308,7 @@ void SpdyConnection::Handle(spdy::Frame& f) {
       }
       return;
     }
-    case FrameType::kGoAway:
-      goaway_ = true;
-      break;
+    case FrameType::kGoAway: goaway_ = true; break;
     default:  // SETTINGS, WINDOW_UPDATE: nothing to do (see the header on flow control)
       return;
   }
@@ -322,8 +333,8 @@ awaitable<std::shared_ptr<SpdyStream>> SpdyConnection::Accept() {
   co_return s;
 }
 
-awaitable<std::shared_ptr<SpdyStream>> SpdyConnection::Open(spdy::Headers headers,
-                                                            absl::Duration timeout) {
+awaitable<std::shared_ptr<SpdyStream>> SpdyConnection::Open(const spdy::Headers& headers,
+                                                            const absl::Duration& timeout) {
   auto self = shared_from_this();
   if (closed_ || closing_) co_return nullptr;
   uint32_t id = next_id_;
@@ -333,7 +344,7 @@ awaitable<std::shared_ptr<SpdyStream>> SpdyConnection::Open(spdy::Headers header
   spdy::Frame f;
   f.type = spdy::FrameType::kSynStream;
   f.stream_id = id;
-  f.headers = std::move(headers);
+  f.headers = headers;
   Queue(f);
   auto timed_out = std::make_shared<bool>(false);
   asio::steady_timer timer(ex_, absl::ToChronoNanoseconds(timeout));
@@ -360,7 +371,9 @@ void SpdyConnection::Close() {
   out_ready_.NotifyAll();
 }
 
-void SpdyConnection::Abort() { Fail(absl::CancelledError("SPDY connection aborted")); }
+void SpdyConnection::Abort() {
+  Fail(absl::CancelledError("SPDY connection aborted"));
+}
 
 void SpdyConnection::Fail(absl::Status why) {
   if (closed_) return;

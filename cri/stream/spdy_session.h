@@ -34,6 +34,8 @@ class Event {
  public:
   explicit Event(asio::any_io_executor ex) : ex_(std::move(ex)) {}
   awaitable<void> Wait();
+  // The same, but also returns after `timeout` (to re-check a condition nothing notifies).
+  awaitable<void> WaitFor(std::chrono::steady_clock::duration timeout);
   void NotifyAll();
 
  private:
@@ -128,7 +130,9 @@ class SpdyConnection : public std::enable_shared_from_this<SpdyConnection> {
   awaitable<std::shared_ptr<SpdyStream>> Accept();
   // Opens a stream and waits for the peer's SYN_REPLY (nullptr if the connection ends first,
   // or `timeout` passes).
-  awaitable<std::shared_ptr<SpdyStream>> Open(spdy::Headers headers, absl::Duration timeout);
+  // (Arguments by reference: see OnPool in cri/streaming_server.cc on g++ 12.)
+  awaitable<std::shared_ptr<SpdyStream>> Open(const spdy::Headers& headers,
+                                              const absl::Duration& timeout);
   // GOAWAY, then the socket is closed once what is queued has been written.
   void Close();
   // Closes at once: queued writes are dropped.
@@ -159,15 +163,15 @@ class SpdyConnection : public std::enable_shared_from_this<SpdyConnection> {
   std::deque<std::shared_ptr<SpdyStream>> accept_queue_;
   uint32_t next_id_;
   uint32_t last_peer_id_ = 0;
-  std::string out_;              // frames waiting for the writer
-  bool goaway_ = false;          // the peer opens no more streams
-  bool closing_ = false;         // Close(): the writer closes the socket once out_ is empty
+  std::string out_;       // frames waiting for the writer
+  bool goaway_ = false;   // the peer opens no more streams
+  bool closing_ = false;  // Close(): the writer closes the socket once out_ is empty
   bool closed_ = false;
   absl::Status status_;
   absl::Duration idle_timeout_ = absl::ZeroDuration();
   std::chrono::steady_clock::time_point last_activity_;
-  Event changed_;                // any stream's state, the accept queue, the out queue
-  Event out_ready_;              // out_ has frames for the writer
+  Event changed_;    // any stream's state, the accept queue, the out queue
+  Event out_ready_;  // out_ has frames for the writer
 };
 
 }  // namespace berth::stream

@@ -153,6 +153,9 @@ TEST(Berthd, EveryOtherRpcIsUnimplementedAndSaysWhich) {
                                                          "UpdateContainerResources",
                                                          "ReopenContainerLog",
                                                          "ExecSync",
+                                                         "Exec",
+                                                         "Attach",
+                                                         "PortForward",
                                                          "ContainerStats",
                                                          "ListContainerStats",
                                                          "PodSandboxStats",
@@ -186,7 +189,8 @@ TEST(Berthd, EmptyRequestsAreRefusedAndBerthdKeepsServing) {
   for (const char* name :
        {"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
         "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "ContainerStatus",
-        "UpdateContainerResources", "ReopenContainerLog", "ExecSync", "ContainerStats",
+        "UpdateContainerResources", "ReopenContainerLog", "ExecSync", "Exec", "Attach",
+        "PortForward", "ContainerStats",
         "PodSandboxStats", "ListPodSandbox", "ListContainers", "ListContainerStats",
         "ListPodSandboxStats"}) {
     std::string path = absl::StrCat("/runtime.v1.RuntimeService/", name);
@@ -212,6 +216,34 @@ TEST(Berthd, EmptyRequestsAreRefusedAndBerthdKeepsServing) {
   ::runtime::v1::VersionRequest vreq;
   ::runtime::v1::VersionResponse vresp;
   EXPECT_TRUE(rt->Version(Ctx().get(), vreq, &vresp).ok());
+}
+
+// The streaming server over TLS (streaming.tls_cert_file/key_file): https, and a URL whose
+// token berthd never issued gets 404 and nothing else.
+TEST(Berthd, StreamingServerServesHttpsAndRefusesUnknownTokens) {
+  TempDir dir;
+  CommandResult gen = RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                  "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout",
+                                  dir / "stream.key", "-out", dir / "stream.crt"},
+                                 absl::Seconds(60));
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  Berthd d(dir, absl::StrCat("[streaming]\ntls_cert_file = \"", dir / "stream.crt",
+                             "\"\ntls_key_file = \"", dir / "stream.key", "\"\n"));
+  d.Start();
+  std::string log = d.log();
+  size_t at = log.find("url=https://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string base = log.substr(at + 4, log.find_first_of(" \n", at) - at - 4);
+  CommandResult r = RunCommand({"/usr/bin/curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                                base + "/exec/AAAAAAAAAAAAAAAAAAAAAA"},
+                               absl::Seconds(20));
+  EXPECT_EQ(r.out, "404") << r.err;
+  // Plain http to the TLS port is not served.
+  std::string plain = base;
+  plain.replace(0, 5, "http");
+  r = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", plain + "/exec/x"},
+                 absl::Seconds(20));
+  EXPECT_NE(r.out, "404");
 }
 
 TEST(Berthd, SecondInstanceOnSameStateDirsIsRefused) {

@@ -42,6 +42,13 @@ conf_dir = "/etc/cni/other"
 bin_dirs = ["/opt/x"]
 network_name = "pods"
 plugin_timeout = "90s"
+[streaming]
+address = "0.0.0.0"
+port = 10010
+tls_cert_file = "/etc/berth/stream.crt"
+tls_key_file = "/etc/berth/stream.key"
+idle_timeout = "30m"
+token_ttl = "10s"
 [images]
 max_concurrent_downloads = 8
 pull_progress_timeout = "30s"
@@ -66,6 +73,12 @@ mirrors = ["http://127.0.0.1:5001"]
   EXPECT_EQ(c->cni.bin_dirs, std::vector<std::string>{"/opt/x"});
   EXPECT_EQ(c->cni.network_name, "pods");
   EXPECT_EQ(c->cni.plugin_timeout, absl::Seconds(90));
+  EXPECT_EQ(c->streaming.address, "0.0.0.0");
+  EXPECT_EQ(c->streaming.port, 10010);
+  EXPECT_EQ(c->streaming.tls_cert_file, "/etc/berth/stream.crt");
+  EXPECT_EQ(c->streaming.tls_key_file, "/etc/berth/stream.key");
+  EXPECT_EQ(c->streaming.idle_timeout, absl::Minutes(30));
+  EXPECT_EQ(c->streaming.token_ttl, absl::Seconds(10));
   EXPECT_EQ(c->images.max_concurrent_downloads, 8);
   EXPECT_EQ(c->images.pull_progress_timeout, absl::Seconds(30));
   EXPECT_EQ(c->images.platform, "linux/arm64");
@@ -109,6 +122,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[log]\nformat = \"xml\"", "key \"log.format\""},
         BadCase{"[log]\nfile = \"berthd.log\"", "key \"log.file\""},
         BadCase{"[cni]\nbin_dirs = []", "key \"cni.bin_dirs\": must not be empty"},
+        BadCase{"[streaming]\nport = 70000", "out of range"},
+        BadCase{"[streaming]\ntls_cert_file = \"/c.pem\"", "go together"},
+        BadCase{"[streaming]\ntoken_ttl = \"0s\"", "not a positive duration"},
         BadCase{"[cni]\nbin_dirs = [\"rel\"]", "absolute path"},
         BadCase{"cni = 3", "key \"cni\": must be a table"},
         BadCase{"[cgroup]\nsystemd_cgroup = true", "systemd cgroup driver is not supported"},

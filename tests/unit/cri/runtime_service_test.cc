@@ -146,17 +146,32 @@ TEST_F(RuntimeServiceTest, RuntimeConfigReportsCgroupfs) {
 
 TEST_F(RuntimeServiceTest, NotYetImplementedRpcsSayWhich) {
   RuntimeService rs(config_, Network(), nullptr);
-  v1::ExecRequest req;
-  v1::ExecResponse resp;
-  grpc::Status st = rs.Exec(nullptr, &req, &resp);
+  v1::ListMetricDescriptorsRequest req;
+  v1::ListMetricDescriptorsResponse resp;
+  grpc::Status st = rs.ListMetricDescriptors(nullptr, &req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("Exec"), std::string::npos);
+  EXPECT_NE(st.error_message().find("ListMetricDescriptors"), std::string::npos);
 
   v1::CheckpointContainerRequest creq;
   v1::CheckpointContainerResponse cresp;
   st = rs.CheckpointContainer(nullptr, &creq, &cresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_NE(st.error_message().find("CheckpointContainer"), std::string::npos);
+}
+
+// Without a streaming server (this service alone), the streaming RPCs say so instead of
+// handing out URLs that lead nowhere.
+TEST_F(RuntimeServiceTest, StreamingRpcsNeedTheStreamingServer) {
+  RuntimeService rs(config_, Network(), nullptr);
+  v1::ExecRequest req;
+  v1::ExecResponse resp;
+  EXPECT_EQ(rs.Exec(nullptr, &req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  v1::AttachRequest areq;
+  v1::AttachResponse aresp;
+  EXPECT_EQ(rs.Attach(nullptr, &areq, &aresp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  v1::PortForwardRequest preq;
+  v1::PortForwardResponse presp;
+  EXPECT_EQ(rs.PortForward(nullptr, &preq, &presp).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 }  // namespace
