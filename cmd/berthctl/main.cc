@@ -31,7 +31,8 @@ int SplitExecCommand(int argc, char** argv, std::vector<std::string>* cmd) {
   }
   if (i >= argc || std::string(argv[i]) != "exec") return argc;
   for (++i; i < argc && is_option(argv[i]); ++i) {
-    if (std::string(argv[i]) == "--timeout") ++i;  // exec's only option with a separate value
+    // exec's options with a separate value
+    if (std::string(argv[i]) == "--timeout" || std::string(argv[i]) == "--transport") ++i;
   }
   if (i >= argc || std::string(argv[i]) == "--") return argc;  // no id: the parser says so
   int first = i + 1;                                           // after CONTAINER-ID
@@ -207,16 +208,40 @@ int Main(int argc, char** argv) {
 
   client::ExecFlags exec_flags;
   bool exec_sync = false, exec_interactive = false, exec_tty = false;
+  std::string exec_transport = "spdy";
   auto* exec = app.add_subcommand(
-      "exec", "run a command in a running container (CRI ExecSync); exits with its exit code");
+      "exec",
+      "run a command in a running container (CRI Exec and the streaming server; -s: ExecSync); "
+      "exits with its exit code");
   exec->add_option("CONTAINER-ID", exec_flags.container, "container id")->required();
-  exec->add_flag("-s,--sync", exec_sync, "run synchronously (the only mode for now)");
+  exec->add_flag("-s,--sync", exec_sync, "run synchronously (CRI ExecSync; output when done)");
   exec->add_option("--timeout", exec_flags.timeout_seconds,
-                   "seconds before the command is killed (0: none)")
+                   "seconds before the command is killed (0: none; implies --sync)")
       ->capture_default_str();
-  exec->add_flag("-i,--interactive", exec_interactive, "not supported yet");
-  exec->add_flag("-t,--tty", exec_tty, "not supported yet");
-  exec->footer("Usage: berthctl exec [-s] [--timeout SECONDS] CONTAINER-ID [--] COMMAND [ARG...]");
+  exec->add_flag("-i,--interactive", exec_interactive, "keep stdin open (send ours to it)");
+  exec->add_flag("-t,--tty", exec_tty, "allocate a terminal (ours goes raw; size followed)");
+  exec->add_option("--transport", exec_transport, "streaming transport: spdy or websocket")
+      ->capture_default_str();
+  exec->footer(
+      "Usage: berthctl exec [-i] [-t] [--transport spdy|websocket] [-s] [--timeout SECONDS] "
+      "CONTAINER-ID [--] COMMAND [ARG...]");
+  client::AttachFlags attach_flags;
+  auto* attach = app.add_subcommand(
+      "attach", "attach to a running container's stdio (CRI Attach); ends when its output does");
+  attach->add_option("CONTAINER-ID", attach_flags.container, "container id")->required();
+  attach->add_flag("-i,--stdin", attach_flags.interactive, "send our stdin to the container's");
+  attach->add_flag("-t,--tty", attach_flags.tty, "the container has a terminal (ours goes raw)");
+  attach->add_option("--transport", attach_flags.transport, "spdy or websocket")
+      ->capture_default_str();
+  client::PortForwardFlags pf_flags;
+  auto* port_forward = app.add_subcommand(
+      "port-forward",
+      "forward local ports (127.0.0.1) to ports in a pod's network namespace (CRI PortForward)");
+  port_forward->add_option("POD-ID", pf_flags.pod, "pod sandbox id")->required();
+  port_forward->add_option("PORTS", pf_flags.ports, "LOCAL:REMOTE, :REMOTE (any local port) or PORT")
+      ->required();
+  port_forward->add_option("--transport", pf_flags.transport, "spdy or websocket")
+      ->capture_default_str();
   // The command of `exec` and its arguments are not berthctl's: `exec ID sh -c 'echo hi'`.
   std::vector<std::string> exec_cmd;
   const int cli_argc = SplitExecCommand(argc, argv, &exec_cmd);
@@ -289,18 +314,25 @@ int Main(int argc, char** argv) {
   if (*ps) return client::CmdPs(opts, ps_flags, std::cout, std::cerr);
   if (*inspect) return client::CmdInspect(opts, inspect_ids, std::cout, std::cerr);
   if (*logs) return client::CmdLogs(opts, logs_flags, std::cout, std::cerr);
+  if (*attach) return client::CmdAttach(opts, attach_flags, std::cerr);
+  if (*port_forward) return client::CmdPortForward(opts, pf_flags, std::cout, std::cerr);
   if (*exec) {
-    if (exec_interactive || exec_tty) {
-      std::cerr << "berthctl: exec -i/-t (interactive, a terminal) is not supported yet; "
-                   "berthctl exec runs commands synchronously (CRI ExecSync)\n";
-      return 2;
-    }
     exec_flags.cmd = exec_cmd;
     if (exec_flags.cmd.empty()) {
       std::cerr << "berthctl: exec: no command (berthctl exec CONTAINER-ID COMMAND [ARG...])\n";
       return 2;
     }
-    return client::CmdExec(opts, exec_flags, std::cout, std::cerr);
+    if (exec_sync || exec_flags.timeout_seconds > 0) {
+      if (exec_interactive || exec_tty) {
+        std::cerr << "berthctl: exec: -i/-t need the streaming exec, not --sync/--timeout\n";
+        return 2;
+      }
+      return client::CmdExec(opts, exec_flags, std::cout, std::cerr);
+    }
+    exec_flags.interactive = exec_interactive;
+    exec_flags.tty = exec_tty;
+    exec_flags.transport = exec_transport;
+    return client::CmdExecStream(opts, exec_flags, std::cerr);
   }
   return 2;
 }

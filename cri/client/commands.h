@@ -113,7 +113,33 @@ struct ExecFlags {
   std::string container;
   std::vector<std::string> cmd;
   int64_t timeout_seconds = 0;  // 0: none
+  bool interactive = false, tty = false;
+  std::string transport = "spdy";
 };
+
+// exec through the CRI Exec RPC and the runtime's streaming server (stdio are ours: fds 0-2).
+int CmdExecStream(const GlobalOptions& opts, const ExecFlags& flags, std::ostream& err);
+
+struct AttachFlags {
+  std::string container;
+  bool interactive = false, tty = false;
+  std::string transport = "spdy";
+};
+
+// Attaches to a running container's stdio (CRI Attach and the streaming server).
+int CmdAttach(const GlobalOptions& opts, const AttachFlags& flags, std::ostream& err);
+
+struct PortForwardFlags {
+  std::string pod;
+  std::vector<std::string> ports;  // LOCAL:REMOTE or PORT (the same on both sides)
+  std::string transport = "spdy";
+};
+
+// Listens on 127.0.0.1 for each LOCAL port and forwards every connection to REMOTE in the pod
+// (one CRI PortForward and one streaming connection per local connection). Runs until killed;
+// returns only on a setup error. `out` gets one "Forwarding from" line per port.
+int CmdPortForward(const GlobalOptions& opts, const PortForwardFlags& flags, std::ostream& out,
+                   std::ostream& err);
 
 // crictl's "CREATED" column: go-units' HumanDuration ("2 minutes", "About an hour").
 std::string HumanDuration(absl::Duration d);

@@ -2,6 +2,10 @@
 // create, start, stop, rm, run, ps, inspect, logs, exec (CRI RuntimeService only; logs reads the
 // container's log file on the node, as crictl does).
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +14,8 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <thread>
+#include <mutex>
 #include <regex>
 #include <string>
 #include <utility>
@@ -19,8 +25,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
@@ -28,6 +36,7 @@
 #include "base/unique_fd.h"
 #include "cri/client/commands.h"
 #include "cri/client/connection.h"
+#include "cri/client/stream_client.h"
 
 namespace berth::cri::client {
 
@@ -835,6 +844,158 @@ int CmdExec(const GlobalOptions& opts, const ExecFlags& flags, std::ostream& out
   out.flush();
   err.flush();
   return resp.exit_code();
+}
+
+namespace {
+
+// Runs the remote-command session at a URL from Exec or Attach with our stdio.
+int RunStream(const std::string& url, const std::string& transport_name, bool in, bool tty,
+              std::ostream& err) {
+  absl::StatusOr<Transport> transport = ParseTransport(transport_name);
+  if (!transport.ok()) return PrintError(err, transport.status());
+  RemoteCommandOptions o;
+  o.url = url;
+  o.transport = *transport;
+  o.stdin = in;
+  o.tty = tty;
+  o.stderr = !tty;  // with a terminal, stdout carries both
+  absl::StatusOr<int> code = RunRemoteCommand(o);
+  if (!code.ok()) return PrintError(err, code.status());
+  return *code;
+}
+
+}  // namespace
+
+int CmdExecStream(const GlobalOptions& opts, const ExecFlags& flags, std::ostream& err) {
+  if (absl::Status st = ParseTransport(flags.transport).status(); !st.ok()) {
+    return PrintError(err, st);
+  }
+  absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
+  if (!conn.ok()) return PrintError(err, conn.status());
+  v1::ExecRequest req;
+  req.set_container_id(flags.container);
+  for (const std::string& a : flags.cmd) req.add_cmd(a);
+  req.set_stdin(flags.interactive);
+  req.set_tty(flags.tty);
+  req.set_stdout(true);
+  req.set_stderr(!flags.tty);
+  v1::ExecResponse resp;
+  auto ctx = conn->NewContext();
+  if (absl::Status st = conn->Check(conn->runtime().Exec(ctx.get(), req, &resp), "Exec");
+      !st.ok()) {
+    return PrintError(err, st);
+  }
+  return RunStream(resp.url(), flags.transport, flags.interactive, flags.tty, err);
+}
+
+int CmdAttach(const GlobalOptions& opts, const AttachFlags& flags, std::ostream& err) {
+  if (absl::Status st = ParseTransport(flags.transport).status(); !st.ok()) {
+    return PrintError(err, st);
+  }
+  absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
+  if (!conn.ok()) return PrintError(err, conn.status());
+  v1::AttachRequest req;
+  req.set_container_id(flags.container);
+  req.set_stdin(flags.interactive);
+  req.set_tty(flags.tty);
+  req.set_stdout(true);
+  req.set_stderr(!flags.tty);
+  v1::AttachResponse resp;
+  auto ctx = conn->NewContext();
+  if (absl::Status st = conn->Check(conn->runtime().Attach(ctx.get(), req, &resp), "Attach");
+      !st.ok()) {
+    return PrintError(err, st);
+  }
+  return RunStream(resp.url(), flags.transport, flags.interactive, flags.tty, err);
+}
+
+int CmdPortForward(const GlobalOptions& opts, const PortForwardFlags& flags, std::ostream& out,
+                   std::ostream& err) {
+  absl::StatusOr<Transport> transport = ParseTransport(flags.transport);
+  if (!transport.ok()) return PrintError(err, transport.status());
+  struct Forward {
+    uint16_t local = 0, remote = 0;
+    UniqueFd listener;
+  };
+  std::vector<Forward> forwards;
+  for (const std::string& spec : flags.ports) {
+    std::vector<std::string> parts = absl::StrSplit(spec, ':');
+    Forward f;
+    int local = 0, remote = 0;
+    bool ok = false;
+    if (parts.size() == 1) {
+      ok = absl::SimpleAtoi(parts[0], &remote);
+      local = remote;
+    } else if (parts.size() == 2) {
+      ok = (parts[0].empty() || absl::SimpleAtoi(parts[0], &local)) &&
+           absl::SimpleAtoi(parts[1], &remote);
+    }
+    if (!ok || local < 0 || local > 65535 || remote <= 0 || remote > 65535) {
+      return PrintError(err, absl::InvalidArgumentError(absl::StrCat(
+                                 "port-forward: bad port spec \"", spec,
+                                 "\" (LOCAL:REMOTE, :REMOTE or PORT)")));
+    }
+    f.remote = static_cast<uint16_t>(remote);
+    f.listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!f.listener) return PrintError(err, LastErrnoError("socket"));
+    int one = 1;
+    ::setsockopt(f.listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(local));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(f.listener.get(), reinterpret_cast<struct sockaddr*>(&addr), len) != 0 ||
+        ::listen(f.listener.get(), 128) != 0 ||
+        ::getsockname(f.listener.get(), reinterpret_cast<struct sockaddr*>(&addr), &len) != 0) {
+      return PrintError(err, LastErrnoError(absl::StrCat("listen on 127.0.0.1:", local)));
+    }
+    f.local = ntohs(addr.sin_port);
+    forwards.push_back(std::move(f));
+  }
+  if (forwards.empty()) {
+    return PrintError(err, absl::InvalidArgumentError("port-forward: no ports given"));
+  }
+  absl::StatusOr<Connection> conn = Connection::Open(opts.endpoint, opts.timeout);
+  if (!conn.ok()) return PrintError(err, conn.status());
+  for (const Forward& f : forwards) {
+    out << "Forwarding from 127.0.0.1:" << f.local << " -> " << f.remote << std::endl;
+  }
+  std::vector<struct pollfd> fds;
+  for (const Forward& f : forwards) fds.push_back({f.listener.get(), POLLIN, 0});
+  std::mutex err_mu;
+  for (;;) {
+    int n = ::poll(fds.data(), fds.size(), -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PrintError(err, LastErrnoError("poll"));
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if ((fds[i].revents & POLLIN) == 0) continue;
+      int client = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      // Each connection gets its own URL (tokens are single-use) and its own thread.
+      std::thread([&conn, &err, &err_mu, pod = flags.pod, remote = forwards[i].remote,
+                   transport = *transport, client] {
+        v1::PortForwardRequest req;
+        req.set_pod_sandbox_id(pod);
+        req.add_port(remote);
+        v1::PortForwardResponse resp;
+        auto ctx = conn->NewContext();
+        absl::Status st = conn->Check(conn->runtime().PortForward(ctx.get(), req, &resp),
+                                      "PortForward");
+        if (st.ok()) {
+          st = ForwardConnection(resp.url(), {.transport = transport,
+                                              .remote_port = remote,
+                                              .local_fd = client});
+        } else {
+          ::close(client);
+        }
+        if (!st.ok()) {
+          std::lock_guard lock(err_mu);
+          err << "berthctl: port-forward " << remote << ": " << st.message() << std::endl;
+        }
+      }).detach();
+    }
+  }
 }
 
 }  // namespace berth::cri::client

@@ -3,8 +3,12 @@
 // with Debian's CNI bridge plugin and the busybox fixture image imported from its OCI layout.
 // Like pod_test.cc, the whole test runs in a private network and mount namespace of its own (see
 // main); every pod's cgroup is under berth-test-pods/berthctl-<pid>-*, which the test removes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <pty.h>
 #include <unistd.h>
 
 #include <functional>
@@ -15,11 +19,13 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cri/api/cri.h"
+#include "cri/client/stream_client.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/berthd_launcher.h"
@@ -30,6 +36,7 @@ namespace berth::testing {
 namespace {
 
 namespace v1 = ::runtime::v1;
+namespace client = ::berth::cri::client;
 
 constexpr char kCgroupParent[] = "berth-test-pods";
 const std::string kBusybox = "localhost/berth-test/busybox:1";
@@ -58,7 +65,9 @@ class BerthctlPodsTest : public ::testing::Test {
     WriteBridgeConflist(dir_ / "net.d/10-test.conflist", "berthctl-pods-test", "berthctl0",
                         "10.199.8.0/24", dir_ / "ipam");
     // Records of at most 256 bytes: longer lines become partial (P) records.
-    d_ = std::make_unique<Berthd>(dir_, "[runtime]\nlog_max_line = 256\n");
+    // Streaming URLs expire after 2 s here (the expiry test waits that long).
+    d_ = std::make_unique<Berthd>(
+        dir_, "[runtime]\nlog_max_line = 256\n[streaming]\ntoken_ttl = \"2s\"\n");
     d_->Start();
     rt_ = v1::RuntimeService::NewStub(d_->Channel());
     CommandResult r = Ctl({"image", "import", BERTH_FIXTURE_IMAGES "/busybox", "--tag", kBusybox},
@@ -106,7 +115,7 @@ class BerthctlPodsTest : public ::testing::Test {
 
   // crictl's pod-config.json shape: the proto's field names and lowerCamelCase mixed, plus a
   // field this runtime does not know.
-  std::string PodConfigFile(const std::string& name) {
+  std::string PodConfigFile(const std::string& name, bool host_network = false) {
     ++counter_;
     std::string path = dir_ / absl::StrCat(name, counter_, "-pod.json");
     WriteFileOrDie(path, absl::StrCat(R"({
@@ -123,14 +132,21 @@ class BerthctlPodsTest : public ::testing::Test {
                                       kCgroupParent, "/", CgroupPrefix(), name, counter_, R"("},
       "someFutureField": {"x": 1}
     })"));
+    if (host_network) {
+      nlohmann::json j = nlohmann::json::parse(ReadFileOrEmpty(path));
+      j["linux"]["security_context"]["namespace_options"]["network"] = 2;  // NODE
+      WriteFileOrDie(path, j.dump());
+    }
     return path;
   }
 
-  std::string ContainerConfigFile(const std::string& name, const std::vector<std::string>& cmd) {
+  std::string ContainerConfigFile(const std::string& name, const std::vector<std::string>& cmd,
+                                  const nlohmann::json& extra = nlohmann::json::object()) {
     nlohmann::json c = {{"metadata", {{"name", name}}},
                         {"image", {{"image", kBusybox}}},
                         {"command", cmd},
                         {"log_path", name + ".log"}};
+    c.update(extra);
     std::string path = dir_ / absl::StrCat(name, ++counter_, "-ctr.json");
     WriteFileOrDie(path, c.dump(2));
     return path;
@@ -268,9 +284,35 @@ TEST_F(BerthctlPodsTest, PodAndContainerLifecycle) {
   ex = Ctl({"exec", id, "--", "ls", "-d", "/etc"});
   EXPECT_EQ(ex.exit_code, 0) << ex.err;
   EXPECT_EQ(ex.out, "/etc\n");
-  ex = Ctl({"exec", "-it", id, "sh"});
+  // The streaming exec (CRI Exec and berthd's streaming server), over both transports.
+  for (const std::string transport : {"spdy", "websocket"}) {
+    SCOPED_TRACE(transport);
+    ex = Ctl({"exec", "--transport", transport, id, "sh", "-c", "echo out; echo oops >&2; exit 3"});
+    EXPECT_EQ(ex.exit_code, 3) << ex.err;
+    EXPECT_EQ(ex.out, "out\n");
+    EXPECT_EQ(ex.err, "oops\n");
+    // stdin: what berthctl reads reaches the process, and its end closes the process' stdin.
+    std::string piped = absl::StrCat("printf 'a\\nb\\n' | ", BERTHCTL_PATH,
+                                     " --runtime-endpoint unix://", d_->socket(),
+                                     " exec -i --transport ", transport, " ", id,
+                                     " sh -c 'cat; echo done'");
+    ex = RunCommand({"/bin/sh", "-c", piped}, absl::Seconds(60));
+    EXPECT_EQ(ex.exit_code, 0) << ex.err;
+    EXPECT_EQ(ex.out, "a\nb\ndone\n");
+    // A terminal: output comes through the pty (CRLF), stderr with it.
+    ex = Ctl({"exec", "-t", "--transport", transport, id, "sh", "-c", "tty; echo err >&2; exit 4"});
+    EXPECT_EQ(ex.exit_code, 4) << ex.err;
+    EXPECT_TRUE(absl::StartsWith(ex.out, "/dev/pts/")) << ex.out;
+    EXPECT_NE(ex.out.find("err\r\n"), std::string::npos) << ex.out;
+    // Output larger than every buffer on the way arrives whole.
+    ex = Ctl({"exec", "--transport", transport, id, "sh", "-c",
+              "head -c 4000000 /dev/zero | tr '\\0' x"});
+    EXPECT_EQ(ex.exit_code, 0) << ex.err;
+    EXPECT_EQ(ex.out.size(), 4000000u);
+    EXPECT_EQ(ex.out.find_first_not_of('x'), std::string::npos);
+  }
+  ex = Ctl({"exec", "-it", "-s", id, "sh"});
   EXPECT_EQ(ex.exit_code, 2);
-  EXPECT_NE(ex.err.find("not supported"), std::string::npos) << ex.err;
 
   // rm refuses a running container; stop, then rm.
   CommandResult rm = Ctl({"rm", id});
@@ -294,6 +336,392 @@ TEST_F(BerthctlPodsTest, PodAndContainerLifecycle) {
   EXPECT_NE(CtlOk({"pods"}).find("NotReady"), std::string::npos);
   EXPECT_EQ(CtlOk({"rmp", pod}), "Removed sandbox " + pod);
   EXPECT_EQ(CtlOk({"pods", "-q"}), "");
+  ExpectHostClean();
+}
+
+// berthctl with stdin piped in: `printf INPUT | berthctl ARGS...`.
+CommandResult PipedCtl(const std::string& socket, const std::string& input,
+                       const std::vector<std::string>& args) {
+  std::string line = absl::StrCat("printf '", input, "' | ", BERTHCTL_PATH,
+                                  " --runtime-endpoint unix://", socket);
+  for (const std::string& a : args) absl::StrAppend(&line, " '", a, "'");
+  return RunCommand({"/bin/sh", "-c", line}, absl::Seconds(60));
+}
+
+// Sends an HTTP/1.0 GET to 127.0.0.1:port and returns all that comes back.
+std::string HttpGet(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in addr {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) == 0) {
+    const char req[] = "GET / HTTP/1.0\r\n\r\n";
+    if (::write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
+      struct timeval tv = {20, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return got;
+}
+
+TEST_F(BerthctlPodsTest, AttachAndPortForward) {
+  const std::string pod_json = PodConfigFile("p4");
+  const std::string pod = CtlOk({"runp", pod_json});
+  ASSERT_FALSE(pod.empty());
+
+  // attach -i to a container created with stdin and stdin_once: what we send reaches it, and
+  // the end of our stdin closes its stdin (it says bye and exits; the session ends with it).
+  const std::string once = CtlOk(
+      {"create", pod,
+       ContainerConfigFile("once", {"sh", "-c", "while read l; do echo got $l; done; echo bye"},
+                           {{"stdin", true}, {"stdin_once", true}}),
+       pod_json});
+  CtlOk({"start", once});
+  CommandResult r = PipedCtl(d_->socket(), "a\\nb\\n", {"attach", "-i", once});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "got a\ngot b\nbye\n");
+  EXPECT_TRUE(WaitFor([&] { return State(once) == "CONTAINER_EXITED"; }));
+  EXPECT_EQ(CtlOk({"logs", once}), "got a\ngot b\nbye");  // the log has it all too
+
+  // Over WebSocket; stdin without stdin_once stays open when a session's input ends, and a
+  // session lasts as long as the container's output: three sessions at once, one without
+  // stdin, two feeding the same `read` loop in turn.
+  const std::string keep = CtlOk(
+      {"create", pod,
+       ContainerConfigFile("keep", {"sh", "-c", "read a; echo first $a; read b; echo second $b"},
+                           {{"stdin", true}}),
+       pod_json});
+  CtlOk({"start", keep});
+  const std::string ctl = absl::StrCat(BERTHCTL_PATH, " --runtime-endpoint unix://", d_->socket(),
+                                       " attach --transport websocket ");
+  Child watcher, feeder;
+  watcher.Start({"/bin/sh", "-c", ctl + keep}, dir_ / "attach-watch.log");
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(d_->log(), "attached container=" + keep); }))
+      << d_->log();
+  feeder.Start({"/bin/sh", "-c", absl::StrCat("printf 'x\\n' | ", ctl, "-i ", keep)},
+               dir_ / "attach-feed.log");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFileOrEmpty(dir_ / "attach-watch.log") == "first x\n";
+  })) << ReadFileOrEmpty(dir_ / "attach-watch.log") << ReadFileOrEmpty(dir_ / "attach-feed.log");
+  EXPECT_EQ(State(keep), "CONTAINER_RUNNING");  // its stdin is still open
+  r = PipedCtl(d_->socket(), "y\\n", {"attach", "-i", "--transport", "websocket", keep});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "second y\n");
+  // The others saw both lines, and ended with the output.
+  EXPECT_EQ(watcher.Wait(absl::Seconds(20)), 0);
+  EXPECT_EQ(feeder.Wait(absl::Seconds(20)), 0);
+  EXPECT_EQ(ReadFileOrEmpty(dir_ / "attach-watch.log"), "first x\nsecond y\n");
+  EXPECT_EQ(ReadFileOrEmpty(dir_ / "attach-feed.log"), "first x\nsecond y\n");
+  // Attaching to a container that has exited is refused.
+  r = PipedCtl(d_->socket(), "z\\n", {"attach", "-i", once});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not running"), std::string::npos) << r.err;
+
+  // port-forward to a web server on localhost in the pod's network namespace, and to a port
+  // where nothing listens (the error comes back, the forwarder keeps serving).
+  const std::string web = CtlOk(
+      {"create", pod,
+       ContainerConfigFile("web", {"sh", "-c",
+                                   "mkdir -p /www && echo hello-from-pod > /www/index.html && "
+                                   "exec httpd -f -p 127.0.0.1:8080 -h /www"}),
+       pod_json});
+  CtlOk({"start", web});
+  r = PipedCtl(d_->socket(), "z\\n", {"attach", "-i", web});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not created with stdin"), std::string::npos) << r.err;
+  for (const std::string transport : {"spdy", "websocket"}) {
+    SCOPED_TRACE(transport);
+    const int local = FreeLoopbackPort(), closed = FreeLoopbackPort();
+    const std::string log = dir_ / ("pf-" + transport + ".log");
+    Child pf;
+    pf.Start({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(), "port-forward",
+              "--transport", transport, pod, absl::StrCat(local, ":8080"),
+              absl::StrCat(closed, ":9")},
+             log);
+    ASSERT_TRUE(WaitFor([&] {
+      return absl::StrContains(ReadFileOrEmpty(log),
+                               absl::StrCat("Forwarding from 127.0.0.1:", closed, " -> 9"));
+    })) << ReadFileOrEmpty(log);
+    std::string page;
+    // httpd may still be starting: the first connections can see nothing listening.
+    EXPECT_TRUE(WaitFor([&] {
+      page = HttpGet(local);
+      return absl::StrContains(page, "hello-from-pod");
+    })) << page << ReadFileOrEmpty(log);
+    EXPECT_TRUE(absl::StartsWith(page, "HTTP/1.")) << page;
+    EXPECT_EQ(HttpGet(closed), "");
+    EXPECT_TRUE(WaitFor([&] {
+      return absl::StrContains(ReadFileOrEmpty(log), "error forwarding port 9");
+    })) << ReadFileOrEmpty(log);
+    EXPECT_NE(HttpGet(local).find("hello-from-pod"), std::string::npos);  // still serving
+    pf.Stop(SIGTERM, absl::Seconds(10));
+  }
+
+  CtlOk({"stopp", pod});
+  CtlOk({"rmp", pod});
+  ExpectHostClean();
+}
+
+// A streaming URL split into host, port and path.
+struct StreamUrl {
+  std::string host, path;
+  int port = 0;
+};
+StreamUrl SplitUrl(const std::string& url) {
+  StreamUrl u;
+  absl::string_view rest = url;
+  EXPECT_TRUE(absl::ConsumePrefix(&rest, "http://")) << url;
+  size_t slash = rest.find('/');
+  absl::string_view hostport = rest.substr(0, slash);
+  u.path = std::string(rest.substr(slash));
+  size_t colon = hostport.rfind(':');
+  u.host = std::string(hostport.substr(0, colon));
+  EXPECT_TRUE(absl::SimpleAtoi(hostport.substr(colon + 1), &u.port)) << url;
+  return u;
+}
+
+// A raw TCP connection to the streaming server: what a broken or hostile client sends.
+class RawClient {
+ public:
+  explicit RawClient(const StreamUrl& u) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(u.port));
+    ::inet_pton(AF_INET, u.host.c_str(), &addr.sin_addr);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr), 0);
+    struct timeval tv = {10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawClient() { ::close(fd_); }
+  void Send(absl::string_view data) {
+    EXPECT_EQ(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(data.size()));
+  }
+  // Reads until `stop` is in what came, or the peer closes (then closed() is true).
+  std::string ReadUntil(absl::string_view stop) {
+    char buf[4096];
+    while (!absl::StrContains(got_, stop)) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = n == 0;
+        break;
+      }
+      got_.append(buf, static_cast<size_t>(n));
+    }
+    return got_;
+  }
+  // True once the server closed the connection (read to EOF; false on a 10 s timeout).
+  bool WaitClosed() {
+    ReadUntil(std::string(1, '\0') + "never");
+    return closed_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string got_;
+  bool closed_ = false;
+};
+
+TEST_F(BerthctlPodsTest, StreamingProtocolEdges) {
+  const std::string pod_json = PodConfigFile("p5");
+  const std::string pod = CtlOk({"runp", pod_json});
+  ASSERT_FALSE(pod.empty());
+  const std::string id =
+      CtlOk({"create", pod, ContainerConfigFile("s", {"sleep", "1000"}), pod_json});
+  CtlOk({"start", id});
+  auto exec_url = [&](const std::vector<std::string>& cmd, bool tty) {
+    v1::ExecRequest req;
+    req.set_container_id(id);
+    for (const std::string& c : cmd) req.add_cmd(c);
+    req.set_stdout(true);
+    req.set_stderr(!tty);
+    req.set_tty(tty);
+    v1::ExecResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status st = rt_->Exec(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.url();
+  };
+  auto run = [&](const std::string& url, client::Transport transport, bool tty, int in_fd,
+                 std::string* out) {
+    client::RemoteCommandOptions o;
+    o.url = url;
+    o.transport = transport;
+    o.tty = tty;
+    o.stderr = !tty;
+    o.in_fd = in_fd;
+    o.output = [out](uint8_t, absl::string_view data) { out->append(data.data(), data.size()); };
+    return client::RunRemoteCommand(o);
+  };
+
+  // Tokens: unknown, used, for another kind, expired: 404 and nothing else.
+  const std::string url = exec_url({"echo", "once"}, false);
+  StreamUrl u = SplitUrl(url);
+  {
+    RawClient c(u);
+    c.Send(absl::StrCat("GET /exec/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_TRUE(absl::StartsWith(c.ReadUntil("\r\n\r\n"), "HTTP/1.1 404")) << url;
+  }
+  std::string out;
+  absl::StatusOr<int> code = run(url, client::Transport::kSpdy, false, 0, &out);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(out, "once\n");
+  code = run(url, client::Transport::kSpdy, false, 0, &out);
+  ASSERT_FALSE(code.ok());
+  EXPECT_NE(code.status().message().find("404"), std::string::npos) << code.status();
+  {
+    StreamUrl other = SplitUrl(exec_url({"true"}, false));
+    other.path.replace(0, std::string("/exec").size(), "/attach");
+    RawClient c(other);
+    c.Send(absl::StrCat("GET ", other.path, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_TRUE(absl::StartsWith(c.ReadUntil("\r\n\r\n"), "HTTP/1.1 404")) << other.path;
+  }
+  const std::string late = exec_url({"true"}, false);
+  absl::SleepFor(absl::Milliseconds(2500));
+  code = run(late, client::Transport::kWebSocket, false, 0, &out);
+  EXPECT_FALSE(code.ok());
+
+  for (client::Transport transport : {client::Transport::kSpdy, client::Transport::kWebSocket}) {
+    SCOPED_TRACE(transport == client::Transport::kSpdy ? "spdy" : "websocket");
+    // A terminal's size follows the client's: `stty size` inside sees ours.
+    int master = -1, slave = -1;
+    struct winsize ws {};
+    ws.ws_row = 33;
+    ws.ws_col = 77;
+    ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, &ws), 0);
+    out.clear();
+    // The client sends its size as soon as the streams are up, while the process may already
+    // run (as with the kubelet and containerd, the CRI request carries no size): the command
+    // asks again until the size is there. (Through sh: busybox sh runs applets the image does
+    // not link.)
+    code = run(exec_url({"sh", "-c",
+                         "i=0; until stty size >/dev/null 2>&1 || [ $i = 30 ]; do "
+                         "i=$((i+1)); sleep 0.1; done; stty size"},
+                        true),
+               transport, true, slave, &out);
+    ::close(master);
+    ::close(slave);
+    ASSERT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(*code, 0);
+    EXPECT_EQ(out, "33 77\r\n");
+    // 100 MB of output arrive whole.
+    uint64_t bytes = 0;
+    bool only_x = true;
+    client::RemoteCommandOptions o;
+    o.url = exec_url({"sh", "-c", "head -c 100000000 /dev/zero | tr '\\0' x"}, false);
+    o.transport = transport;
+    o.output = [&](uint8_t channel, absl::string_view data) {
+      if (channel != 1) return;
+      bytes += data.size();
+      only_x = only_x && data.find_first_not_of('x') == absl::string_view::npos;
+    };
+    code = client::RunRemoteCommand(o);
+    ASSERT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(*code, 0);
+    EXPECT_EQ(bytes, 100000000u);
+    EXPECT_TRUE(only_x);
+  }
+
+  // A client that vanishes mid-stream: the process it started is killed.
+  Child gone;
+  const std::string gone_log = dir_ / "exec-gone.log";
+  gone.Start({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(), "exec", id, "sh",
+              "-c", "echo started; exec sleep 4321"},
+             gone_log);
+  ASSERT_TRUE(WaitFor([&] { return ReadFileOrEmpty(gone_log) == "started\n"; }))
+      << ReadFileOrEmpty(gone_log);
+  auto sleepers = [&] {
+    return Trim(CtlOk({"exec", "-s", id, "sh", "-c", "ps | grep -c '[s]leep 4321' || true"}));
+  };
+  EXPECT_EQ(sleepers(), "1");
+  gone.Stop(SIGKILL, absl::Seconds(5));
+  EXPECT_TRUE(WaitFor([&] { return sleepers() == "0"; })) << sleepers();
+
+  // Malformed frames end their session with an error; berthd serves on.
+  {
+    StreamUrl su = SplitUrl(exec_url({"sleep", "1"}, false));
+    RawClient c(su);
+    c.Send(absl::StrCat("POST ", su.path,
+                        " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                        "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"));
+    EXPECT_TRUE(absl::StartsWith(c.ReadUntil("\r\n\r\n"), "HTTP/1.1 101"));
+    // A control frame of SPDY version 2: not ours.
+    c.Send(std::string("\x80\x02\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01", 12));
+    EXPECT_TRUE(c.WaitClosed());
+  }
+  {
+    StreamUrl su = SplitUrl(exec_url({"sleep", "1"}, false));
+    RawClient c(su);
+    c.Send(absl::StrCat("GET ", su.path,
+                        " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"));
+    EXPECT_TRUE(absl::StartsWith(c.ReadUntil("\r\n\r\n"), "HTTP/1.1 101"));
+    // An unmasked client frame with a reserved opcode.
+    c.Send(std::string("\x83\x01\x00", 3));
+    EXPECT_TRUE(c.WaitClosed());
+  }
+  out.clear();
+  code = run(exec_url({"echo", "still"}, false), client::Transport::kSpdy, false, 0, &out);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(out, "still\n");
+
+  // port-forward from a host-network pod reaches the host's localhost (here: the test's own
+  // network namespace), where this test listens.
+  const std::string host_json = PodConfigFile("hostnet", /*host_network=*/true);
+  const std::string host_pod = CtlOk({"runp", host_json});
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in addr {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<struct sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<struct sockaddr*>(&addr), &len), 0);
+  std::thread server([listener] {
+    int c = ::accept(listener, nullptr, nullptr);
+    if (c < 0) return;
+    const char pong[] = "pong\n";
+    (void)!::write(c, pong, sizeof pong - 1);
+    ::close(c);
+  });
+  const int local = FreeLoopbackPort();
+  Child pf;
+  const std::string pf_log = dir_ / "pf-host.log";
+  pf.Start({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(), "port-forward",
+            host_pod, absl::StrCat(local, ":", ntohs(addr.sin_port))},
+           pf_log);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(ReadFileOrEmpty(pf_log), "Forwarding"); }))
+      << ReadFileOrEmpty(pf_log);
+  int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in to {};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(local));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(c, reinterpret_cast<struct sockaddr*>(&to), sizeof to), 0);
+  std::string got;
+  char buf[64];
+  ssize_t n;
+  struct timeval tv = {20, 0};
+  ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  while ((n = ::read(c, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  ::close(c);
+  server.join();
+  ::close(listener);
+  EXPECT_EQ(got, "pong\n");
+  pf.Stop(SIGTERM, absl::Seconds(10));
+
+  for (const std::string& p : {pod, host_pod}) {
+    CtlOk({"stopp", p});
+    CtlOk({"rmp", p});
+  }
   ExpectHostClean();
 }
 
