@@ -28,6 +28,10 @@
 #   5. prints one table, stops what it started (only its pids), removes pods a failed run left
 #      (through the CRI), the bridge, the cgroups under berth-bench (leaf first) and the temp dir.
 #
+# Streaming exec (issue #8): in one running pod, EXEC_RUNS (default RUNS) execs of `echo hi`
+# over SPDY, timed from the Exec RPC to the first stdout byte and to the end of the session,
+# and 3 execs of `head -c EXEC_MIB MiB /dev/zero` (default 100) for stdout throughput.
+#
 # Environment: BERTH_BUILD_DIR (default build-release), WARMUP (default 3), KEEP_PODS (default
 # 10; 0 skips the memory figures), SETTLE_MS (wait before the memory is sampled with KEEP_PODS
 # pods running; default 2000), BERTH_RUNC (default 1), FIXTURE_IMAGES (default
@@ -43,6 +47,8 @@ RUNS=${1:-50}
 case "$RUNS" in '' | *[!0-9]* | 0) die "usage: $prog [RUNS]  (RUNS >= 1)" ;; esac
 WARMUP=${WARMUP:-3}
 KEEP_PODS=${KEEP_PODS:-10}
+EXEC_RUNS=${EXEC_RUNS:-$RUNS}
+EXEC_MIB=${EXEC_MIB:-100}
 SETTLE_MS=${SETTLE_MS:-2000}
 BERTH_RUNC=${BERTH_RUNC:-1}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -228,6 +234,7 @@ wait_socket "$B/berth.sock" "$BERTHD_PID" "$B/berthd.out"
 sleep 1 # idle: let it settle before the benchmark samples its memory
 log "berthd pid $BERTHD_PID: $RUNS pods (+$WARMUP warm-up), then $KEEP_PODS at once"
 run_bench berth --endpoint "unix://$B/berth.sock" --pull --daemon-pid "$BERTHD_PID" \
+  --exec-runs "$EXEC_RUNS" --exec-mib "$EXEC_MIB" \
   --keep-pods "$KEEP_PODS" --per-pod-process berth-monitor --per-pod-match "$B/" ||
   { tail -20 "$B/berthd.log" >&2; die "berth-pod-bench against berthd failed"; }
 BLOG_LINES=$(wc -l <"$B/berthd.log") # the log of the runc-handler runs follows
@@ -277,6 +284,7 @@ wait_socket "$CSOCK" "$CONTAINERD_PID" "$C/containerd.log"
 sleep 1
 log "containerd pid $CONTAINERD_PID: $RUNS pods (+$WARMUP warm-up), then $KEEP_PODS at once"
 run_bench containerd --endpoint "unix://$CSOCK" --pull --pull-extra "$PAUSE" \
+  --exec-runs "$EXEC_RUNS" --exec-mib "$EXEC_MIB" \
   --daemon-pid "$CONTAINERD_PID" --keep-pods "$KEEP_PODS" --per-pod-process containerd-shim \
   --per-pod-match "$CSOCK" ||
   { grep -i 'level=error' "$C/containerd.log" | tail -20 >&2; die "berth-pod-bench against containerd failed"; }
@@ -327,6 +335,22 @@ for r in RunPodSandbox CreateContainer StartContainer StopContainer RemoveContai
   printf ' %s %s' "$r" "$(server_median "$r")"
 done
 echo
+if [ "$EXEC_RUNS" -gt 0 ]; then
+  echo
+  echo "streaming exec over SPDY in a running pod: $EXEC_RUNS runs (+$WARMUP warm-up) of 'echo hi', 3 of $EXEC_MIB MiB"
+  printf '%-44s %15s %15s %8s\n' "median / p99" berthd containerd ratio
+  for m in first_byte_ms total_ms; do
+    bm=$(q "$BJ" ".exec.summary.$m.median") bp=$(q "$BJ" ".exec.summary.$m.p99")
+    cm=$(q "$CJ" ".exec.summary.$m.median") cp=$(q "$CJ" ".exec.summary.$m.p99")
+    label="Exec RPC to first stdout byte, ms"
+    [ "$m" = total_ms ] && label="Exec RPC to end of session, ms"
+    printf '%-44s %15s %15s %8s\n' "$label" "$(printf '%.1f / %.1f' "$bm" "$bp")" \
+      "$(printf '%.1f / %.1f' "$cm" "$cp")" "$(ratio "$bm" "$cm")"
+  done
+  bt=$(q "$BJ" .exec.summary.throughput_mib_s.median) ct=$(q "$CJ" .exec.summary.throughput_mib_s.median)
+  printf '%-44s %15.0f %15.0f %8s\n' "stdout throughput, MiB/s (median of 3)" "$bt" "$ct" "$(ratio "$bt" "$ct")"
+  echo "targets: exec round trip <= 0.5x containerd's; throughput >= containerd's"
+fi
 if [ "$KEEP_PODS" -gt 0 ]; then
   mib() { echo "scale=2; $1 / 1024" | bc | sed 's/^\./0./'; }
   echo

@@ -7,6 +7,7 @@
 //                   [--handler NAME] [--pull] [--pull-extra REF]... [--log-dir DIR]
 //                   [--cgroup-root /berth-bench] [--keep-pods K --daemon-pid PID
 //                    --per-pod-process NAME [--per-pod-match SUBSTR]] [--settle-ms MS]
+//                   [--exec-runs N [--exec-mib M]]
 //
 // One run: RunPodSandbox (pod bench-<i>, namespace bench, a unique uid, log_directory under
 // --log-dir, linux.cgroup_parent <cgroup-root>/pod<i>, namespaces: network POD, ipc POD, pid
@@ -32,6 +33,10 @@
 //
 // --cleanup         stops and removes every pod labelled io.berth.bench=pod (RemovePodSandbox
 //                    removes its containers) and exits: what an interrupted run left.
+//
+// --exec-runs N      then, in one pod, N (+ warm-up) streaming execs of `echo hi` over SPDY
+//                    (Exec RPC to the first output byte, and to the end), and 3 of
+//                    `head -c <--exec-mib, default 100> MiB /dev/zero` for stdout throughput.
 //
 // Quantiles are nearest-rank (p99 of 50 runs is the largest). Writes everything to --json
 // (per-RPC arrays of milliseconds and a summary) and a short table on stdout.
@@ -64,6 +69,7 @@
 #include "absl/time/clock.h"
 #include "cri/api/cri.h"
 #include "cri/client/connection.h"
+#include "cri/client/stream_client.h"
 
 namespace {
 
@@ -178,6 +184,7 @@ struct Options {
   std::string per_pod_process, per_pod_match;
   std::vector<std::string> pull_extra;
   int runs = 50, warmup = 3, keep_pods = 0, daemon_pid = 0, settle_ms = 2000, timeout_s = 120;
+  int exec_runs = 0, exec_mib = 100;  // streaming exec: echo latency runs, throughput size
   bool pull = false, cleanup = false;
 };
 
@@ -346,6 +353,41 @@ class Bench {
 
   // Stops and removes every pod this benchmark made (label io.berth.bench=pod), with its
   // containers: what a failed or interrupted run left.
+  // One streaming exec over SPDY (what the kubelet speaks to a runtime): Exec RPC, upgrade,
+  // streams, the process, its output. `first_ms`: from the RPC to the first output byte;
+  // `total_ms`: to the end of the session; `bytes`: stdout received.
+  bool StreamExec(const std::string& ctr, const std::vector<std::string>& cmd, double* first_ms,
+                  double* total_ms, uint64_t* bytes) {
+    Clock::time_point t0 = Clock::now();
+    v1::ExecRequest req;
+    req.set_container_id(ctr);
+    for (const std::string& c : cmd) req.add_cmd(c);
+    req.set_stdout(true);
+    req.set_stderr(true);
+    v1::ExecResponse resp;
+    auto ctx = Ctx(absl::Seconds(o_.timeout_s));
+    if (!Ok(conn_->runtime().Exec(ctx.get(), req, &resp), "Exec")) return false;
+    berth::cri::client::RemoteCommandOptions ro;
+    ro.url = resp.url();
+    ro.stdin = false;
+    *first_ms = -1;
+    *bytes = 0;
+    ro.output = [&](uint8_t channel, absl::string_view data) {
+      if (channel != 1 || data.empty()) return;
+      if (*first_ms < 0) *first_ms = MsSince(t0);
+      *bytes += data.size();
+    };
+    absl::StatusOr<int> code = berth::cri::client::RunRemoteCommand(ro);
+    *total_ms = MsSince(t0);
+    if (!code.ok() || *code != 0) {
+      std::fprintf(stderr, "exec %s: %s\n", cmd.front().c_str(),
+                   code.ok() ? absl::StrCat("exit code ", *code).c_str()
+                             : std::string(code.status().message()).c_str());
+      return false;
+    }
+    return *first_ms >= 0;
+  }
+
   bool Cleanup() {
     v1::ListPodSandboxRequest req;
     (*req.mutable_filter()->mutable_label_selector())["io.berth.bench"] = "pod";
@@ -385,7 +427,7 @@ void Usage(const char* argv0) {
                "       [--warmup W] [--handler NAME] [--pull] [--pull-extra REF]...\n"
                "       [--log-dir DIR] [--cgroup-root /berth-bench] [--timeout SECONDS]\n"
                "       [--keep-pods K] [--daemon-pid PID] [--per-pod-process NAME]\n"
-               "       [--per-pod-match SUBSTR] [--settle-ms MS]\n",
+               "       [--per-pod-match SUBSTR] [--settle-ms MS] [--exec-runs N] [--exec-mib M]\n",
                argv0, argv0);
 }
 
@@ -429,6 +471,10 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       ok = absl::SimpleAtoi(v, &o->daemon_pid) && o->daemon_pid > 0;
     } else if (a == "--settle-ms" && (v = next())) {
       ok = absl::SimpleAtoi(v, &o->settle_ms) && o->settle_ms >= 0;
+    } else if (a == "--exec-runs" && (v = next())) {
+      ok = absl::SimpleAtoi(v, &o->exec_runs) && o->exec_runs >= 0;
+    } else if (a == "--exec-mib" && (v = next())) {
+      ok = absl::SimpleAtoi(v, &o->exec_mib) && o->exec_mib > 0;
     } else if (a == "--timeout" && (v = next())) {
       ok = absl::SimpleAtoi(v, &o->timeout_s) && o->timeout_s > 0;
     } else {
@@ -541,6 +587,50 @@ int main(int argc, char** argv) {
   for (const std::string& s : kSeries) {
     out["ms"][s] = series[s];
     out["summary"][s] = Summary(series[s]);
+  }
+
+  // Streaming exec in one running pod: latency of `echo`, then stdout throughput.
+  if (o.exec_runs > 0) {
+    Bench::Pod pod;
+    std::map<std::string, double> ignored;
+    if (!bench.Start(&pod, &ignored)) return 1;
+    std::vector<double> first, total;
+    bool ok = true;
+    for (int r = 0; ok && r < o.warmup + o.exec_runs; ++r) {
+      double f = 0, t = 0;
+      uint64_t bytes = 0;
+      ok = bench.StreamExec(pod.ctr_id, {"echo", "hi"}, &f, &t, &bytes);
+      if (ok && r >= o.warmup) {
+        first.push_back(f);
+        total.push_back(t);
+      }
+    }
+    std::vector<double> mibps;
+    const uint64_t want = static_cast<uint64_t>(o.exec_mib) << 20;
+    for (int r = 0; ok && r < 3; ++r) {
+      double f = 0, t = 0;
+      uint64_t bytes = 0;
+      ok = bench.StreamExec(pod.ctr_id, {"head", "-c", std::to_string(want), "/dev/zero"}, &f,
+                            &t, &bytes);
+      if (ok && bytes != want) {
+        std::fprintf(stderr, "exec throughput: %llu of %llu bytes arrived\n",
+                     static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(want));
+        ok = false;
+      }
+      if (ok) mibps.push_back(static_cast<double>(bytes) / (1 << 20) / (t / 1000.0));
+    }
+    ok = bench.Stop(&pod, &ignored) && ok;
+    if (!ok) return 1;
+    out["exec"]["first_byte_ms"] = first;
+    out["exec"]["total_ms"] = total;
+    out["exec"]["summary"]["first_byte_ms"] = Summary(first);
+    out["exec"]["summary"]["total_ms"] = Summary(total);
+    out["exec"]["throughput_mib_s"] = mibps;
+    out["exec"]["summary"]["throughput_mib_s"] = Summary(mibps);
+    out["exec"]["mib"] = o.exec_mib;
+    std::fprintf(stderr, "exec: echo first byte median %.1f ms, %d MiB at median %.0f MiB/s\n",
+                 Summary(first)["median"].get<double>(), o.exec_mib,
+                 Summary(mibps)["median"].get<double>());
   }
 
   // Memory with K pods at once.
