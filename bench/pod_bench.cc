@@ -641,6 +641,8 @@ int main(int argc, char** argv) {
     if (o.daemon_pid > 0) {
       mem["daemon_pid"] = o.daemon_pid;
       mem["daemon_idle"] = MemJson(daemon_idle);
+      // Settled, as the figure with the pods is: what the runs freed has been given back.
+      std::this_thread::sleep_for(std::chrono::milliseconds(o.settle_ms));
       daemon_before = MemOf(o.daemon_pid);
       mem["daemon_after_runs"] = MemJson(daemon_before);
     }

@@ -1,6 +1,7 @@
 #include "cri/streaming_server.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -235,6 +236,17 @@ class StreamingServer::Impl {
     co_return co_await std::move(op);
   }
 
+  // Sessions allocate on this thread and the pool's (each its own malloc arena), and a burst
+  // of them leaves freed memory that glibc keeps: once no session has run for 2 s, it is given
+  // back.
+  void SessionEnded() {
+    if (--active_ > 0 || stopped_) return;  // (stopping: frames go with the io_context)
+    trim_timer_.expires_after(std::chrono::seconds(2));
+    trim_timer_.async_wait([this](error_code ec) {
+      if (!ec && active_ == 0) ::malloc_trim(0);
+    });
+  }
+
   awaitable<void> AcceptLoop() {
     for (;;) {
       error_code ec;
@@ -253,6 +265,11 @@ class StreamingServer::Impl {
   }
 
   awaitable<void> Serve(tcp::socket socket) {
+    ++active_;
+    struct Done {
+      Impl* impl;
+      ~Done() { impl->SessionEnded(); }
+    } done{this};
     if (!tls_) {
       co_await ServeHttp(socket);
       co_return;
@@ -893,6 +910,8 @@ class StreamingServer::Impl {
   std::optional<asio::ssl::context> tls_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
+  int active_ = 0;  // connections being served (I/O thread only)
+  asio::steady_timer trim_timer_{io_};
   std::string base_url_;
   TokenCache tokens_;
 };
