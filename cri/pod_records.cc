@@ -1,6 +1,5 @@
 #include "cri/pod_records.h"
 
-#include <sys/random.h>
 
 #include <algorithm>
 
@@ -9,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
+#include "base/random.h"
 #include "base/status.h"
 
 namespace berth::cri::records {
@@ -45,16 +45,8 @@ int64_t NowNs() {
 }
 
 absl::StatusOr<std::string> RandomId() {
-  unsigned char bytes[32];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return LastErrnoError("getrandom");
-    got += static_cast<size_t>(n);
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  ASSIGN_OR_RETURN(std::string bytes, RandomBytes(32));
+  return absl::BytesToHexString(bytes);
 }
 
 std::string Encode(const google::protobuf::Message& m) {
