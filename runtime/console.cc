@@ -55,6 +55,30 @@ absl::StatusOr<std::unique_ptr<ConsoleRelay>> ConsoleRelay::Listen(const std::st
   return relay;
 }
 
+absl::StatusOr<UniqueFd> ReceiveTerminal(int socket) {
+  char name[4096];
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct iovec iov = {.iov_base = name, .iov_len = sizeof name};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return LastErrnoError("receive the terminal from the console socket");
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      return UniqueFd(fd);
+    }
+  }
+  return absl::InternalError("the console socket message carried no terminal");
+}
+
 ConsoleRelay::~ConsoleRelay() {
   if (restore_) ::tcsetattr(0, TCSANOW, &saved_);
   if (listener_) ::unlink(path_.c_str());
@@ -65,26 +89,7 @@ absl::Status ConsoleRelay::Accept() {
   if (!conn) return LastErrnoError("accept on the console socket");
   ::unlink(path_.c_str());
   listener_.reset();
-  char name[4096];
-  char control[CMSG_SPACE(sizeof(int))] = {};
-  struct iovec iov = {.iov_base = name, .iov_len = sizeof name};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(conn.get(), &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return LastErrnoError("receive the terminal");
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) {
-    return absl::InternalError("the console socket got no terminal");
-  }
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
-  master_.reset(fd);
+  ASSIGN_OR_RETURN(master_, ReceiveTerminal(conn.get()));
   return absl::OkStatus();
 }
 

@@ -14,6 +14,10 @@
 
 namespace berth::runtime {
 
+// Receives the pty master a runtime (ours or runc) sends over a connected console socket
+// (SCM_RIGHTS; the message's bytes, the terminal's name, are not used). Blocks until it comes.
+absl::StatusOr<UniqueFd> ReceiveTerminal(int socket);
+
 class ConsoleRelay {
  public:
   // Listens on a new socket in `dir` (created 0700 if missing).

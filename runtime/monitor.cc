@@ -36,6 +36,7 @@
 #include "cgroups/cgroup.h"
 #include "nlohmann/json.hpp"
 #include "runtime/container.h"
+#include "runtime/console.h"
 #include "runtime/cri_log.h"
 #include "runtime/monitor_proto.h"
 #include "runtime/spec.h"
@@ -60,31 +61,6 @@ absl::Status SetNonBlocking(int fd) {
     return LastErrnoError("make an fd non-blocking");
   }
   return absl::OkStatus();
-}
-
-// Receives the pty master sent by the container's init over a console socket.
-absl::StatusOr<UniqueFd> ReceiveFd(int socket) {
-  char name[256];
-  struct iovec iov = {name, sizeof name};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return LastErrnoError("receive the terminal from the console socket");
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      return UniqueFd(fd);
-    }
-  }
-  return absl::InternalError("the console socket message carried no fd");
 }
 
 struct Pipe {
@@ -558,7 +534,10 @@ class Monitor {
       c.pid = static_cast<pid_t>(pid);
       created = true;
       if (c.tty) {
-        ASSIGN_OR_RETURN(c.master, ReceiveFd(console_parent.get()));
+        // The init sent it during the create; with our end of its socket closed, a create
+        // that sent none reads EOF instead of waiting.
+        console_child.reset();
+        ASSIGN_OR_RETURN(c.master, ReceiveTerminal(console_parent.get()));
       }
     } else {
       std::string pid_file = c.dir + "/init.pid";
@@ -578,7 +557,7 @@ class Monitor {
       if (c.tty) {
         UniqueFd conn(::accept4(console_listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn) return LastErrnoError("accept the console connection");
-        ASSIGN_OR_RETURN(c.master, ReceiveFd(conn.get()));
+        ASSIGN_OR_RETURN(c.master, ReceiveTerminal(conn.get()));
         (void)::unlink(console_path.c_str());
       }
     }
