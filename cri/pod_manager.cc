@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "cgroups/cgroup.h"
@@ -1094,10 +1095,7 @@ void Collect(int out_fd, int err_fd, int pidfd, size_t cap, absl::Time deadline,
 
 }  // namespace
 
-absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested,
-                                                    const std::vector<std::string>& cmd,
-                                                    absl::Duration timeout) {
-  if (cmd.empty()) return absl::InvalidArgumentError("ExecSync: cmd is empty");
+absl::StatusOr<LoadedContainer> PodManager::RunningContainer(const std::string& requested) {
   ASSIGN_OR_RETURN(std::string id, ResolveContainerId(store_, requested));
   ASSIGN_OR_RETURN(LoadedContainer c, GetContainer(store_, id));
   Refresh(c.record);
@@ -1105,6 +1103,15 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
   if (c.record.state != kCtrRunning) {
     return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
   }
+  return c;
+}
+
+absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested,
+                                                    const std::vector<std::string>& cmd,
+                                                    absl::Duration timeout) {
+  if (cmd.empty()) return absl::InvalidArgumentError("ExecSync: cmd is empty");
+  ASSIGN_OR_RETURN(LoadedContainer c, RunningContainer(requested));
+  const std::string& id = c.record.id;
   ASSIGN_OR_RETURN(LoadedPod pod, GetPod(store_, c.record.pod_id));
   const RuntimeHandler& handler = options_.handlers.at(pod.record.handler);
   // The OCI runtime's own exec: the process joins every namespace and the cgroup of the
@@ -1120,31 +1127,13 @@ absl::StatusOr<ExecSyncResult> PodManager::ExecSync(const std::string& requested
     args = {options_.monitor_binary, "exec-wait", binary, root, pid_file, id};
   }
   args.insert(args.end(), cmd.begin(), cmd.end());
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
 
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return LastErrnoError("pipe");
   UniqueFd out_r(out[0]), out_w(out[1]);
   if (::pipe2(err, O_CLOEXEC) != 0) return LastErrnoError("pipe");
   UniqueFd err_r(err[0]), err_w(err[1]);
-  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null) return LastErrnoError("open /dev/null");
-  pid_t pid = ::fork();
-  if (pid < 0) return LastErrnoError("fork");
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    // The child is single-threaded: sigprocmask is pthread_sigmask there.
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // NOLINT(concurrency-mt-unsafe)
-    if (::dup2(null.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) {
-      ::_exit(127);
-    }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  ASSIGN_OR_RETURN(pid_t pid, Spawn(args, -1, out_w.get(), err_w.get()));
   out_w.reset();
   err_w.reset();
   absl::Cleanup remove_pid_file = [&pid_file] { ::unlink(pid_file.c_str()); };

@@ -118,10 +118,10 @@ class PodManager : public StreamingRuntime {
                                           absl::Duration timeout);
 
   // Streaming (pod_streaming.cc): what the streaming server runs for Exec, Attach and
-  // PortForward. Validate* check a request when the URL is issued (the CRI call).
-  absl::Status ValidateExec(const v1::ExecRequest& request);
-  absl::Status ValidateAttach(const v1::AttachRequest& request);
-  absl::Status ValidatePortForward(const v1::PortForwardRequest& request);
+  // PortForward. Validate checks a request when the URL is issued (the CRI call).
+  absl::Status Validate(const v1::ExecRequest& request);
+  absl::Status Validate(const v1::AttachRequest& request);
+  absl::Status Validate(const v1::PortForwardRequest& request);
   absl::StatusOr<std::unique_ptr<StreamTarget>> StartExec(const v1::ExecRequest& request) override;
   absl::StatusOr<std::unique_ptr<StreamTarget>> StartAttach(
       const v1::AttachRequest& request) override;
@@ -167,6 +167,12 @@ class PodManager : public StreamingRuntime {
   void Emit(v1::ContainerEventType type, const records::LoadedContainer& c);
   // Publishes CONTAINER_STOPPED the first time `c` is seen exited.
   void NoteExit(const records::LoadedContainer& c);
+  // The container `requested` names (an id or a unique prefix); FailedPrecondition unless it
+  // is running.
+  absl::StatusOr<records::LoadedContainer> RunningContainer(const std::string& requested);
+  // The container of an Exec / Attach request, checked as the RPC requires.
+  absl::StatusOr<records::LoadedContainer> ExecContainer(const v1::ExecRequest& request);
+  absl::StatusOr<records::LoadedContainer> AttachContainer(const v1::AttachRequest& request);
   // Drops what is kept in memory about a removed container or pod.
   void Forget(const std::string& id);
 

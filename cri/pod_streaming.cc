@@ -26,16 +26,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "base/status.h"
 #include "cri/monitor_client.h"
 #include "cri/pod_manager.h"
 #include "cri/pod_records.h"
+#include "runtime/console.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri {
 namespace {
-
-using records::kCtrRunning;
 
 constexpr absl::Duration kTerminalTimeout = absl::Seconds(30);
 constexpr int kDialTimeoutMs = 5000;
@@ -74,30 +74,6 @@ class ExecTarget final : public StreamTarget {
   std::string pid_file_;
   std::optional<int> code_;
 };
-
-absl::StatusOr<UniqueFd> ReceiveFd(int socket) {
-  char byte[256];
-  struct iovec iov = {byte, sizeof byte};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return LastErrnoError("receive the terminal from the console socket");
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      return UniqueFd(fd);
-    }
-  }
-  return absl::InternalError("the console socket message carried no terminal");
-}
 
 // Connects a new TCP socket to localhost:port, made in the network namespace `netns` (empty:
 // the host's). A socket stays in the namespace it was created in, so only its creation needs
@@ -182,7 +158,8 @@ class AttachTarget final : public StreamTarget {
 
 }  // namespace
 
-absl::Status PodManager::ValidateExec(const v1::ExecRequest& request) {
+absl::StatusOr<records::LoadedContainer> PodManager::ExecContainer(
+    const v1::ExecRequest& request) {
   if (request.cmd().empty()) return absl::InvalidArgumentError("Exec: cmd is empty");
   if (!request.stdin() && !request.stdout() && !request.stderr()) {
     return absl::InvalidArgumentError("Exec: one of stdin, stdout or stderr must be set");
@@ -191,17 +168,14 @@ absl::Status PodManager::ValidateExec(const v1::ExecRequest& request) {
     return absl::InvalidArgumentError(
         "Exec: tty and stderr cannot both be set (with a terminal, stdout carries both)");
   }
-  ASSIGN_OR_RETURN(std::string id, records::ResolveContainerId(store_, request.container_id()));
-  ASSIGN_OR_RETURN(records::LoadedContainer c, records::GetContainer(store_, id));
-  records::Refresh(c.record);
-  NoteExit(c);
-  if (c.record.state != kCtrRunning) {
-    return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
-  }
-  return absl::OkStatus();
+  return RunningContainer(request.container_id());
 }
 
-absl::Status PodManager::ValidatePortForward(const v1::PortForwardRequest& request) {
+absl::Status PodManager::Validate(const v1::ExecRequest& request) {
+  return ExecContainer(request).status();
+}
+
+absl::Status PodManager::Validate(const v1::PortForwardRequest& request) {
   for (int32_t port : request.port()) {
     if (port <= 0 || port > 65535) {
       return absl::InvalidArgumentError(absl::StrCat("PortForward: invalid port ", port));
@@ -217,9 +191,8 @@ absl::Status PodManager::ValidatePortForward(const v1::PortForwardRequest& reque
 
 absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartExec(
     const v1::ExecRequest& request) {
-  RETURN_IF_ERROR(ValidateExec(request));
-  ASSIGN_OR_RETURN(std::string id, records::ResolveContainerId(store_, request.container_id()));
-  ASSIGN_OR_RETURN(records::LoadedContainer c, records::GetContainer(store_, id));
+  ASSIGN_OR_RETURN(records::LoadedContainer c, ExecContainer(request));
+  const std::string& id = c.record.id;
   ASSIGN_OR_RETURN(records::LoadedPod pod, records::GetPod(store_, c.record.pod_id));
   const RuntimeHandler& handler = options_.handlers.at(pod.record.handler);
   std::string binary = handler.binary.empty() ? options_.oci_binary : handler.binary;
@@ -257,33 +230,17 @@ absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartExec(
   };
   args.insert(args.end(), {binary, root, pid_file, id});
   args.insert(args.end(), request.cmd().begin(), request.cmd().end());
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
 
-  // stdio of exec-wait (and so of the runtime and, without a TTY, of the process).
+  // stdio of exec-wait (and so of the runtime and, without a TTY, of the process). With a
+  // TTY, the runtime's own messages (none when all goes well) go to `err`.
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   auto make = [](int p[2]) { return ::pipe2(p, O_CLOEXEC) == 0; };
   if ((!request.tty() && request.stdin() && !make(in)) || !make(out) || !make(err)) {
     return LastErrnoError("pipe");
   }
   UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
-  UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!null) return LastErrnoError("open /dev/null");
-  pid_t pid = ::fork();
-  if (pid < 0) return LastErrnoError("fork");
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // NOLINT(concurrency-mt-unsafe): single thread
-    int stdin_fd = in_r ? in_r.get() : null.get();
-    if (::dup2(stdin_fd, 0) < 0 || ::dup2(request.tty() ? err_w.get() : out_w.get(), 1) < 0 ||
-        ::dup2(err_w.get(), 2) < 0) {
-      ::_exit(127);
-    }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  ASSIGN_OR_RETURN(pid_t pid, Spawn(args, in_r ? in_r.get() : -1,
+                                    request.tty() ? err_w.get() : out_w.get(), err_w.get()));
   auto target = std::make_unique<ExecTarget>(pid, pid_file);
   in_r.reset();
   out_w.reset();
@@ -313,7 +270,7 @@ absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartExec(
     }
     UniqueFd conn(::accept4(console.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn) return LastErrnoError("accept on the console socket");
-    ASSIGN_OR_RETURN(target->tty, ReceiveFd(conn.get()));
+    ASSIGN_OR_RETURN(target->tty, runtime::ReceiveTerminal(conn.get()));
     int dup_in = ::fcntl(target->tty.get(), F_DUPFD_CLOEXEC, 3);
     int dup_out = ::fcntl(target->tty.get(), F_DUPFD_CLOEXEC, 3);
     if (dup_in < 0 || dup_out < 0) return LastErrnoError("dup the terminal");
@@ -332,29 +289,27 @@ absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartExec(
   return std::unique_ptr<StreamTarget>(std::move(target));
 }
 
-absl::Status PodManager::ValidateAttach(const v1::AttachRequest& request) {
+absl::StatusOr<records::LoadedContainer> PodManager::AttachContainer(
+    const v1::AttachRequest& request) {
   if (!request.stdin() && !request.stdout() && !request.stderr()) {
     return absl::InvalidArgumentError("Attach: one of stdin, stdout or stderr must be set");
   }
-  ASSIGN_OR_RETURN(std::string id, records::ResolveContainerId(store_, request.container_id()));
-  ASSIGN_OR_RETURN(records::LoadedContainer c, records::GetContainer(store_, id));
-  records::Refresh(c.record);
-  NoteExit(c);
-  if (c.record.state != kCtrRunning) {
-    return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
-  }
+  ASSIGN_OR_RETURN(records::LoadedContainer c, RunningContainer(request.container_id()));
   if (request.stdin() && !c.config.stdin()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("Attach: container ", id, " was not created with stdin"));
+        absl::StrCat("Attach: container ", c.record.id, " was not created with stdin"));
   }
-  return absl::OkStatus();
+  return c;
+}
+
+absl::Status PodManager::Validate(const v1::AttachRequest& request) {
+  return AttachContainer(request).status();
 }
 
 absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartAttach(
     const v1::AttachRequest& request) {
-  RETURN_IF_ERROR(ValidateAttach(request));
-  ASSIGN_OR_RETURN(std::string id, records::ResolveContainerId(store_, request.container_id()));
-  ASSIGN_OR_RETURN(records::LoadedContainer c, records::GetContainer(store_, id));
+  ASSIGN_OR_RETURN(records::LoadedContainer c, AttachContainer(request));
+  const std::string& id = c.record.id;
   ASSIGN_OR_RETURN(records::LoadedPod pod, records::GetPod(store_, c.record.pod_id));
   // The monitor holds the container's stdio: it sends pipes of their own for the output, the
   // stdin (pipe or terminal) and the terminal; the connection is the session (its end

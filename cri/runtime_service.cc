@@ -290,34 +290,36 @@ grpc::Status RuntimeService::ListPodSandboxStats(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RuntimeService::Exec(grpc::ServerContext*, const v1::ExecRequest* req,
-                                  v1::ExecResponse* resp) {
-  if (streaming_ == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
-  if (absl::Status st = pods_->ValidateExec(*req); !st.ok()) return ToGrpcStatus(st);
-  absl::StatusOr<std::string> url = streaming_->GetExec(*req);
+namespace {
+
+// Exec, Attach, PortForward: the request is checked, then answered with a URL on the streaming
+// server, where the client takes it from there.
+template <typename Request, typename Response>
+grpc::Status AnswerWithUrl(PodManager* pods, StreamingServer* streaming, const Request& req,
+                           Response* resp) {
+  if (streaming == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
+  if (absl::Status st = pods->Validate(req); !st.ok()) return ToGrpcStatus(st);
+  absl::StatusOr<std::string> url = streaming->Url(req);
   if (!url.ok()) return ToGrpcStatus(url.status());
   resp->set_url(*url);
   return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status RuntimeService::Exec(grpc::ServerContext*, const v1::ExecRequest* req,
+                                  v1::ExecResponse* resp) {
+  return AnswerWithUrl(pods_, streaming_, *req, resp);
 }
 
 grpc::Status RuntimeService::Attach(grpc::ServerContext*, const v1::AttachRequest* req,
                                     v1::AttachResponse* resp) {
-  if (streaming_ == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
-  if (absl::Status st = pods_->ValidateAttach(*req); !st.ok()) return ToGrpcStatus(st);
-  absl::StatusOr<std::string> url = streaming_->GetAttach(*req);
-  if (!url.ok()) return ToGrpcStatus(url.status());
-  resp->set_url(*url);
-  return grpc::Status::OK;
+  return AnswerWithUrl(pods_, streaming_, *req, resp);
 }
 
 grpc::Status RuntimeService::PortForward(grpc::ServerContext*, const v1::PortForwardRequest* req,
                                          v1::PortForwardResponse* resp) {
-  if (streaming_ == nullptr) return grpc::Status(grpc::UNAVAILABLE, "no streaming server");
-  if (absl::Status st = pods_->ValidatePortForward(*req); !st.ok()) return ToGrpcStatus(st);
-  absl::StatusOr<std::string> url = streaming_->GetPortForward(*req);
-  if (!url.ok()) return ToGrpcStatus(url.status());
-  resp->set_url(*url);
-  return grpc::Status::OK;
+  return AnswerWithUrl(pods_, streaming_, *req, resp);
 }
 
 BERTH_UNIMPLEMENTED_RPC(RuntimeService, CheckpointContainer)

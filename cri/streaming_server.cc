@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "base/status.h"
 #include "cri/stream/asio.h"
 #include "cri/stream/channel_io.h"
@@ -69,16 +69,8 @@ class TokenCache {
   using Request = std::variant<v1::ExecRequest, v1::AttachRequest, v1::PortForwardRequest>;
 
   absl::StatusOr<std::string> Insert(Request request, absl::Duration ttl) {
-    unsigned char raw[16];
-    size_t got = 0;
-    while (got < sizeof raw) {
-      ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return LastErrnoError("getrandom");
-      got += static_cast<size_t>(n);
-    }
-    std::string token = absl::WebSafeBase64Escape(
-        absl::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+    ASSIGN_OR_RETURN(std::string raw, RandomBytes(16));
+    std::string token = absl::WebSafeBase64Escape(raw);
     std::lock_guard lock(mu_);
     Expire();
     if (entries_.size() >= kMaxTokens) {
@@ -934,13 +926,13 @@ std::string StreamingServer::base_url() const {
   return impl_->base_url();
 }
 
-absl::StatusOr<std::string> StreamingServer::GetExec(const v1::ExecRequest& request) {
+absl::StatusOr<std::string> StreamingServer::Url(const v1::ExecRequest& request) {
   return impl_->Issue(Kind::kExec, request);
 }
-absl::StatusOr<std::string> StreamingServer::GetAttach(const v1::AttachRequest& request) {
+absl::StatusOr<std::string> StreamingServer::Url(const v1::AttachRequest& request) {
   return impl_->Issue(Kind::kAttach, request);
 }
-absl::StatusOr<std::string> StreamingServer::GetPortForward(const v1::PortForwardRequest& request) {
+absl::StatusOr<std::string> StreamingServer::Url(const v1::PortForwardRequest& request) {
   return impl_->Issue(Kind::kPortForward, request);
 }
 

@@ -76,9 +76,9 @@ class StreamingServer {
   std::string base_url() const;
 
   // The URL for one request; the request is kept until the token is used or expires.
-  absl::StatusOr<std::string> GetExec(const runtime::v1::ExecRequest& request);
-  absl::StatusOr<std::string> GetAttach(const runtime::v1::AttachRequest& request);
-  absl::StatusOr<std::string> GetPortForward(const runtime::v1::PortForwardRequest& request);
+  absl::StatusOr<std::string> Url(const runtime::v1::ExecRequest& request);
+  absl::StatusOr<std::string> Url(const runtime::v1::AttachRequest& request);
+  absl::StatusOr<std::string> Url(const runtime::v1::PortForwardRequest& request);
 
   // Stops listening, ends every session (their targets are cancelled) and joins the threads.
   void Stop();

@@ -422,21 +422,25 @@ awaitable<absl::Status> Forward(const std::string& url, const PortForwardOptions
   stream::Event changed(ex);
   int running = 3;
   std::string error_text;
+  // The next data on a channel, without the port the server puts first over WebSocket.
+  bool prefix_left[2] = {strip_prefix, strip_prefix};
+  auto receive = [&](uint8_t channel) -> awaitable<std::optional<std::string>> {
+    std::optional<std::string> data = co_await io->Receive(channel);
+    if (data && prefix_left[channel]) {
+      prefix_left[channel] = false;
+      data->erase(0, std::min<size_t>(2, data->size()));
+    }
+    co_return data;
+  };
   // pod -> local
   asio::co_spawn(
       ex,
       [&]() -> awaitable<void> {
-        bool first = strip_prefix;
         for (;;) {
-          std::optional<std::string> data = co_await io->Receive(0);
+          std::optional<std::string> data = co_await receive(0);
           if (!data) break;
-          absl::string_view chunk = *data;
-          if (first) {
-            first = false;
-            chunk.remove_prefix(std::min<size_t>(2, chunk.size()));
-          }
           error_code wec;
-          co_await asio::async_write(local, asio::buffer(chunk.data(), chunk.size()), kAwait(wec));
+          co_await asio::async_write(local, asio::buffer(*data), kAwait(wec));
           if (wec) break;
         }
         error_code ignored;
@@ -465,16 +469,10 @@ awaitable<absl::Status> Forward(const std::string& url, const PortForwardOptions
   asio::co_spawn(
       ex,
       [&]() -> awaitable<void> {
-        bool first = strip_prefix;
         for (;;) {
-          std::optional<std::string> data = co_await io->Receive(1);
+          std::optional<std::string> data = co_await receive(1);
           if (!data) break;
-          absl::string_view chunk = *data;
-          if (first) {
-            first = false;
-            chunk.remove_prefix(std::min<size_t>(2, chunk.size()));
-          }
-          error_text.append(chunk.data(), chunk.size());
+          error_text += *data;
           if (!error_text.empty()) {
             // The port is dead: stop copying towards it.
             error_code ignored;
