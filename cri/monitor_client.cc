@@ -1,6 +1,9 @@
 #include "cri/monitor_client.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sendfile.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -63,6 +66,27 @@ void KillStrayMonitor(const std::string& pod_dir) {
 
 }  // namespace
 
+absl::StatusOr<UniqueFd> LoadMonitorImage(const std::string& path) {
+  UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) return LastErrnoError("open " + path);
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) return LastErrnoError("stat " + path);
+  UniqueFd image(static_cast<int>(
+      ::syscall(SYS_memfd_create, "berth-monitor", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+  if (!image) return LastErrnoError("memfd_create");
+  off_t offset = 0;
+  while (offset < st.st_size) {
+    ssize_t n = ::sendfile(image.get(), file.get(), &offset, static_cast<size_t>(st.st_size - offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return LastErrnoError("copy " + path + " into a memfd");
+  }
+  if (::fcntl(image.get(), F_ADD_SEALS,
+              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    return LastErrnoError("seal the monitor image");
+  }
+  return image;
+}
+
 absl::StatusOr<MonitorProcess> SpawnMonitor(const MonitorSpawn& spawn) {
   absl::StatusOr<MonitorProcess> m = SpawnMonitorOnce(spawn);
   // A monitor that started but was not confirmed is not left running.
@@ -117,9 +141,17 @@ absl::StatusOr<MonitorProcess> SpawnMonitorOnce(const MonitorSpawn& spawn) {
     }
     // dup2 onto itself keeps close-on-exec: clear it when the pipe already was fd 3.
     if (::fcntl(3, F_SETFD, 0) < 0) ::_exit(1);
-    ::syscall(SYS_close_range, 4u, ~0u, 0u);
+    if (spawn.image_fd >= 0) {
+      // fd 4, close-on-exec (an ELF image runs from it all the same): the monitor gets none.
+      if (::dup2(spawn.image_fd, 4) < 0 || ::fcntl(4, F_SETFD, FD_CLOEXEC) < 0) ::_exit(1);
+    }
+    ::syscall(SYS_close_range, spawn.image_fd >= 0 ? 5u : 4u, ~0u, 0u);
     if (::chdir("/") != 0) ::_exit(1);
-    ::execve(argv[0], argv.data(), envp);
+    if (spawn.image_fd >= 0) {
+      ::syscall(SYS_execveat, 4, "", argv.data(), envp, AT_EMPTY_PATH);
+    } else {
+      ::execve(argv[0], argv.data(), envp);
+    }
     ::_exit(127);
   }
   ready_write.reset();

@@ -22,8 +22,16 @@ struct MonitorProcess {
   uint64_t holder_start_time = 0;
 };
 
+// berth-monitor's executable copied into a sealed memfd, which monitors are started from.
+// Page-cache folios of a file its writer (a build, a package install) just wrote can be large,
+// and a process maps a folio whole on a fault: the idle monitor's few code pages would map ~1
+// MiB of it. The memfd's pages are small (shmem), all monitors share them, and an upgrade of
+// the file on disk does not change what running berthd starts.
+absl::StatusOr<UniqueFd> LoadMonitorImage(const std::string& path);
+
 struct MonitorSpawn {
-  std::string binary;  // berth-monitor
+  std::string binary;  // berth-monitor (argv[0]; executed unless image_fd is given)
+  int image_fd = -1;   // LoadMonitorImage's memfd
   std::string pod_dir;
   std::string runtime_root;
   bool pid_holder = false;

@@ -131,7 +131,17 @@ absl::StatusOr<std::unique_ptr<PodManager>> PodManager::Create(PodManagerOptions
        {options.state + "/pods", options.state + "/runtime", options.root + "/containers"}) {
     RETURN_IF_ERROR(MkdirAll(dir, 0711));
   }
-  return std::unique_ptr<PodManager>(new PodManager(std::move(options), store, images, network));
+  auto pods =
+      std::unique_ptr<PodManager>(new PodManager(std::move(options), store, images, network));
+  absl::StatusOr<UniqueFd> image = LoadMonitorImage(pods->options_.monitor_binary);
+  if (image.ok()) {
+    pods->monitor_image_ = *std::move(image);
+  } else {
+    // Started from the file instead: everything works, a monitor may just map more.
+    log::Warn("berth-monitor is started from its file",
+              {{"error", std::string(image.status().message())}});
+  }
+  return pods;
 }
 
 PodManager::~PodManager() {
@@ -469,6 +479,7 @@ absl::StatusOr<std::string> PodManager::RunPodSandbox(const v1::PodSandboxConfig
   if (absl::Status st = SavePod(store_, r, config); !st.ok()) return fail_after_cni("record", st);
   MonitorSpawn spawn;
   spawn.binary = options_.monitor_binary;
+  spawn.image_fd = monitor_image_.get();
   spawn.pod_dir = r.dir;
   spawn.runtime_root = options_.state + "/runtime";
   spawn.pid_holder = ns.pid() == v1::POD;

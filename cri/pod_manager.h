@@ -182,6 +182,7 @@ class PodManager : public StreamingRuntime {
   uint64_t NanoCores(const std::string& id, int64_t timestamp_ns, uint64_t usage_ns);
 
   PodManagerOptions options_;
+  UniqueFd monitor_image_;  // LoadMonitorImage's memfd, or empty
   CriStore* store_;
   images::ImageStore* images_;
   network::NetworkManager* network_;

@@ -229,11 +229,11 @@ class StreamingServer::Impl {
   }
 
   // Sessions allocate on this thread and the pool's (each its own malloc arena), and a burst
-  // of them leaves freed memory that glibc keeps: once no session has run for 2 s, it is given
-  // back.
+  // of them leaves freed memory that glibc keeps: once no session has run for 6 s (a closed
+  // SPDY connection lingers up to 5 s for its peer), it is given back.
   void SessionEnded() {
     if (--active_ > 0 || stopped_) return;  // (stopping: frames go with the io_context)
-    trim_timer_.expires_after(std::chrono::seconds(2));
+    trim_timer_.expires_after(std::chrono::seconds(6));
     trim_timer_.async_wait([this](error_code ec) {
       if (!ec && active_ == 0) ::malloc_trim(0);
     });

@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -28,6 +29,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
@@ -166,10 +168,12 @@ absl::StatusOr<int64_t> InChild(const std::function<absl::StatusOr<int64_t>()>& 
 void TrimResidentCode() {
   absl::StatusOr<std::string> smaps = ReadFile("/proc/self/smaps", 4 << 20);
   if (!smaps.ok()) return;
-  char self[4096];
-  ssize_t len = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (len <= 0) return;
-  absl::string_view exe(self, static_cast<size_t>(len));
+  // The binary's mappings are found by device and inode: it may run from a memfd, whose
+  // "path" in smaps is not one.
+  struct stat self {};
+  if (::stat("/proc/self/exe", &self) != 0) return;
+  const std::string dev = absl::StrFormat("%02x:%02x", major(self.st_dev), minor(self.st_dev));
+  const std::string ino = absl::StrCat(self.st_ino);
   // Only read-only mappings of the binary none of whose pages were ever written: a page
   // written at start-up (relocations, the libc's early data in RELRO) is anonymous now, and
   // MADV_DONTNEED would bring the file's original contents back.
@@ -185,7 +189,7 @@ void TrimResidentCode() {
       Range r;
       std::pair<absl::string_view, absl::string_view> se = absl::StrSplit(f[0], '-');
       r.candidate = absl::SimpleHexAtoi(se.first, &r.start) &&
-                    absl::SimpleHexAtoi(se.second, &r.end) && f.size() >= 6 && f[5] == exe &&
+                    absl::SimpleHexAtoi(se.second, &r.end) && f[3] == dev && f[4] == ino &&
                     f[1].size() >= 4 && f[1][1] != 'w' && f[1][3] == 'p';
       ranges.push_back(r);
     } else if (!ranges.empty() && f.size() >= 2 &&

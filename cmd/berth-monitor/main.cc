@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
     (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
     return 2;
   }
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) options.holder_binary.assign(self, static_cast<size_t>(n));
+  // Itself, whether it runs from a file or from berthd's memfd (which has no path).
+  options.holder_binary = "/proc/self/exe";
   return berth::runtime::RunMonitor(options);
 }
