@@ -362,6 +362,12 @@ awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
   if (winch) winch->cancel();
   io.Close();
   raw.reset();
+  if (up.protocol.json_status && error_text.empty()) {
+    // From v4 on the server always says how it ended: silence means the connection was lost.
+    co_return absl::UnavailableError(absl::StrCat(
+        "the streaming connection ended without a status",
+        io.status().ok() ? "" : absl::StrCat(": ", io.status().message())));
+  }
   stream::RemoteStatus status = stream::ParseRemoteStatus(error_text, up.protocol.json_status);
   if (!status.message.empty()) co_return absl::UnknownError(status.message);
   if (!io.status().ok() && error_text.empty() && !up.protocol.json_status) {

@@ -65,9 +65,11 @@ class BerthctlPodsTest : public ::testing::Test {
     WriteBridgeConflist(dir_ / "net.d/10-test.conflist", "berthctl-pods-test", "berthctl0",
                         "10.199.8.0/24", dir_ / "ipam");
     // Records of at most 256 bytes: longer lines become partial (P) records.
-    // Streaming URLs expire after 2 s here (the expiry test waits that long).
-    d_ = std::make_unique<Berthd>(
-        dir_, "[runtime]\nlog_max_line = 256\n[streaming]\ntoken_ttl = \"2s\"\n");
+    // Streaming URLs expire after 2 s here, and silent sessions end after 5 s (the tests of
+    // both wait that long).
+    d_ = std::make_unique<Berthd>(dir_,
+                                  "[runtime]\nlog_max_line = 256\n[streaming]\ntoken_ttl = \"2s\"\n"
+                                  "idle_timeout = \"5s\"\n");
     d_->Start();
     rt_ = v1::RuntimeService::NewStub(d_->Channel());
     CommandResult r = Ctl({"image", "import", BERTH_FIXTURE_IMAGES "/busybox", "--tag", kBusybox},
@@ -627,6 +629,20 @@ TEST_F(BerthctlPodsTest, StreamingProtocolEdges) {
     EXPECT_EQ(*code, 0);
     EXPECT_EQ(bytes, 100000000u);
     EXPECT_TRUE(only_x);
+  }
+
+  // A session with no traffic either way for idle_timeout is closed (and its process killed).
+  {
+    absl::Time start = absl::Now();
+    out.clear();
+    code = run(exec_url({"sleep", "4322"}, false), client::Transport::kSpdy, false, 0, &out);
+    EXPECT_FALSE(code.ok());
+    EXPECT_GE(absl::Now() - start, absl::Seconds(4));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+    EXPECT_TRUE(WaitFor([&] {
+      return Trim(CtlOk({"exec", "-s", id, "sh", "-c", "ps | grep -c '[s]leep 4322' || true"})) ==
+             "0";
+    }));
   }
 
   // A client that vanishes mid-stream: the process it started is killed.
