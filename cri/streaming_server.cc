@@ -605,6 +605,23 @@ class StreamingServer::Impl {
     }
   }
 
+  // Sends what can be read from `fd` now (until it would block, ends, or fails: EIO is a
+  // terminal whose other side is gone).
+  awaitable<void> DrainRest(const IoPtr& io, int fd, uint8_t channel) {
+    if (fd < 0) co_return;
+    std::string buf(kPumpBuffer, '\0');
+    // (The pumps' dups made the shared file description non-blocking already.)
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    for (;;) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) co_return;
+      const absl::string_view data(buf.data(), static_cast<size_t>(n));
+      if (!co_await io->Send(channel, data)) co_return;
+    }
+  }
+
   awaitable<void> WatchDone(SessionPtr s) {
     error_code ec;
     co_await s->done_fd->async_wait(asio::posix::stream_descriptor::wait_read, kAwait(ec));
@@ -682,6 +699,7 @@ class StreamingServer::Impl {
     if (s->done_fd) asio::co_spawn(ex, WatchDone(s), asio::detached);
     // Wake up now and then to notice a vanished client and quiet pipes.
     bool client_gone = false;
+    std::optional<std::chrono::steady_clock::time_point> done_at;
     for (;;) {
       if (io->closed()) {
         client_gone = true;
@@ -690,11 +708,12 @@ class StreamingServer::Impl {
       const bool outputs_done = s->out_state.finished && s->err_state.finished;
       if (outputs_done && (s->done || !s->done_fd)) break;
       if (s->done && !outputs_done) {
-        // Exited: what is left in the pipes is forwarded; a pipe that stays silent is held by
-        // something else and is let go.
-        auto quiet = [](const Pump& p) {
-          return p.finished ||
-                 (p.reading && std::chrono::steady_clock::now() - p.since >= kDrainQuiet);
+        // Exited: what is left in the pipes is forwarded; a pipe that stays silent (counted from
+        // the exit at the earliest) is held by something else and is let go.
+        const auto now = std::chrono::steady_clock::now();
+        if (!done_at) done_at = now;
+        auto quiet = [&](const Pump& p) {
+          return p.finished || (p.reading && now - std::max(p.since, *done_at) >= kDrainQuiet);
         };
         if (quiet(s->out_state) && quiet(s->err_state)) break;
       }
@@ -720,6 +739,12 @@ class StreamingServer::Impl {
     holder.finished = true;
     // The output pumps end on their closed descriptors before the status goes out after them.
     while (!(s->out_state.finished && s->err_state.finished)) co_await s->changed.Wait();
+    // What the process wrote last may still sit in the pipe or the terminal, not yet seen by a
+    // pump when it was stopped: read it without waiting, in order, after what they sent.
+    if (o.stdout) co_await DrainRest(io, t.out.get(), stream::kStdout);
+    if (o.stderr || (o.tty && o.stdout)) {
+      co_await DrainRest(io, t.err.get(), o.tty ? stream::kStdout : stream::kStderr);
+    }
     if (!is_exec) code.reset();  // attach reports no exit code
     const absl::Status ok;
     co_await Finish(io, proto, ok, code);

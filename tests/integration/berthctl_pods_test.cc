@@ -602,10 +602,11 @@ TEST_F(BerthctlPodsTest, StreamingProtocolEdges) {
     // The client sends its size as soon as the streams are up, while the process may already
     // run (as with the kubelet and containerd, the CRI request carries no size): the command
     // asks again until the size is there. (Through sh: busybox sh runs applets the image does
-    // not link.)
+    // not link; each try in a shell of its own, as a failed in-process stty leaves busybox
+    // ash's stdin unusable for the next.)
     code = run(exec_url({"sh", "-c",
-                         "i=0; until stty size >/dev/null 2>&1 || [ $i = 30 ]; do "
-                         "i=$((i+1)); sleep 0.1; done; stty size"},
+                         "for i in $(seq 50); do sh -c 'stty size' 2>/dev/null && exit 0; "
+                         "sleep 0.1; done; exit 1"},
                         true),
                transport, true, slave, &out);
     ::close(master);
