@@ -32,7 +32,8 @@ int SplitExecCommand(int argc, char** argv, std::vector<std::string>* cmd) {
   if (i >= argc || std::string(argv[i]) != "exec") return argc;
   for (++i; i < argc && is_option(argv[i]); ++i) {
     // exec's options with a separate value
-    if (std::string(argv[i]) == "--timeout" || std::string(argv[i]) == "--transport") ++i;
+    const std::string a = argv[i];
+    if (a == "--timeout" || a == "--transport" || a == "--stream-ca") ++i;
   }
   if (i >= argc || std::string(argv[i]) == "--") return argc;  // no id: the parser says so
   int first = i + 1;                                           // after CONTAINER-ID
@@ -40,6 +41,10 @@ int SplitExecCommand(int argc, char** argv, std::vector<std::string>* cmd) {
   for (int j = first; j < argc; ++j) cmd->emplace_back(argv[j]);
   return i + 1;
 }
+
+constexpr char kStreamCaHelp[] =
+    "https streaming URLs: verify the server's certificate against this CA bundle (default: "
+    "not verified, as crictl does)";
 
 int Main(int argc, char** argv) {
   CLI::App app{"berthctl: inspect and debug any CRI runtime (berthd, containerd, CRI-O)"};
@@ -222,8 +227,10 @@ int Main(int argc, char** argv) {
   exec->add_flag("-t,--tty", exec_tty, "allocate a terminal (ours goes raw; size followed)");
   exec->add_option("--transport", exec_transport, "streaming transport: spdy or websocket")
       ->capture_default_str();
+  exec->add_option("--stream-ca", exec_flags.stream_ca, kStreamCaHelp);
   exec->footer(
-      "Usage: berthctl exec [-i] [-t] [--transport spdy|websocket] [-s] [--timeout SECONDS] "
+      "Usage: berthctl exec [-i] [-t] [--transport spdy|websocket] [--stream-ca FILE] [-s] "
+      "[--timeout SECONDS] "
       "CONTAINER-ID [--] COMMAND [ARG...]");
   client::AttachFlags attach_flags;
   auto* attach = app.add_subcommand(
@@ -233,15 +240,18 @@ int Main(int argc, char** argv) {
   attach->add_flag("-t,--tty", attach_flags.tty, "the container has a terminal (ours goes raw)");
   attach->add_option("--transport", attach_flags.transport, "spdy or websocket")
       ->capture_default_str();
+  attach->add_option("--stream-ca", attach_flags.stream_ca, kStreamCaHelp);
   client::PortForwardFlags pf_flags;
   auto* port_forward = app.add_subcommand(
       "port-forward",
       "forward local ports (127.0.0.1) to ports in a pod's network namespace (CRI PortForward)");
   port_forward->add_option("POD-ID", pf_flags.pod, "pod sandbox id")->required();
-  port_forward->add_option("PORTS", pf_flags.ports, "LOCAL:REMOTE, :REMOTE (any local port) or PORT")
+  port_forward
+      ->add_option("PORTS", pf_flags.ports, "LOCAL:REMOTE, :REMOTE (any local port) or PORT")
       ->required();
   port_forward->add_option("--transport", pf_flags.transport, "spdy or websocket")
       ->capture_default_str();
+  port_forward->add_option("--stream-ca", pf_flags.stream_ca, kStreamCaHelp);
   // The command of `exec` and its arguments are not berthctl's: `exec ID sh -c 'echo hi'`.
   std::vector<std::string> exec_cmd;
   const int cli_argc = SplitExecCommand(argc, argv, &exec_cmd);

@@ -115,6 +115,7 @@ struct ExecFlags {
   int64_t timeout_seconds = 0;  // 0: none
   bool interactive = false, tty = false;
   std::string transport = "spdy";
+  std::string stream_ca;  // CA bundle for an https streaming URL ("": not verified)
 };
 
 // exec through the CRI Exec RPC and the runtime's streaming server (stdio are ours: fds 0-2).
@@ -124,6 +125,7 @@ struct AttachFlags {
   std::string container;
   bool interactive = false, tty = false;
   std::string transport = "spdy";
+  std::string stream_ca;  // CA bundle for an https streaming URL ("": not verified)
 };
 
 // Attaches to a running container's stdio (CRI Attach and the streaming server).
@@ -133,6 +135,7 @@ struct PortForwardFlags {
   std::string pod;
   std::vector<std::string> ports;  // LOCAL:REMOTE or PORT (the same on both sides)
   std::string transport = "spdy";
+  std::string stream_ca;  // CA bundle for an https streaming URL ("": not verified)
 };
 
 // Listens on 127.0.0.1 for each LOCAL port and forwards every connection to REMOTE in the pod

@@ -1,11 +1,11 @@
 // berthctl's pod and container commands, crictl-compatible: runp, stopp, rmp, pods, inspectp,
 // create, start, stop, rm, run, ps, inspect, logs, exec (CRI RuntimeService only; logs reads the
 // container's log file on the node, as crictl does).
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <poll.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,10 +14,10 @@
 #include <cmath>
 #include <functional>
 #include <map>
-#include <thread>
 #include <mutex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -849,13 +849,15 @@ int CmdExec(const GlobalOptions& opts, const ExecFlags& flags, std::ostream& out
 namespace {
 
 // Runs the remote-command session at a URL from Exec or Attach with our stdio.
-int RunStream(const std::string& url, const std::string& transport_name, bool in, bool tty,
-              std::ostream& err) {
+int RunStream(const std::string& url, const std::string& transport_name,
+              const std::string& stream_ca, bool in, bool tty, std::ostream& err) {
   absl::StatusOr<Transport> transport = ParseTransport(transport_name);
   if (!transport.ok()) return PrintError(err, transport.status());
   RemoteCommandOptions o;
   o.url = url;
   o.transport = *transport;
+  o.tls_ca_file = stream_ca;
+  o.warn = [&err](absl::string_view message) { err << "berthctl: " << message << std::endl; };
   o.stdin = in;
   o.tty = tty;
   o.stderr = !tty;  // with a terminal, stdout carries both
@@ -885,7 +887,7 @@ int CmdExecStream(const GlobalOptions& opts, const ExecFlags& flags, std::ostrea
       !st.ok()) {
     return PrintError(err, st);
   }
-  return RunStream(resp.url(), flags.transport, flags.interactive, flags.tty, err);
+  return RunStream(resp.url(), flags.transport, flags.stream_ca, flags.interactive, flags.tty, err);
 }
 
 int CmdAttach(const GlobalOptions& opts, const AttachFlags& flags, std::ostream& err) {
@@ -906,7 +908,7 @@ int CmdAttach(const GlobalOptions& opts, const AttachFlags& flags, std::ostream&
       !st.ok()) {
     return PrintError(err, st);
   }
-  return RunStream(resp.url(), flags.transport, flags.interactive, flags.tty, err);
+  return RunStream(resp.url(), flags.transport, flags.stream_ca, flags.interactive, flags.tty, err);
 }
 
 int CmdPortForward(const GlobalOptions& opts, const PortForwardFlags& flags, std::ostream& out,
@@ -931,9 +933,9 @@ int CmdPortForward(const GlobalOptions& opts, const PortForwardFlags& flags, std
            absl::SimpleAtoi(parts[1], &remote);
     }
     if (!ok || local < 0 || local > 65535 || remote <= 0 || remote > 65535) {
-      return PrintError(err, absl::InvalidArgumentError(absl::StrCat(
-                                 "port-forward: bad port spec \"", spec,
-                                 "\" (LOCAL:REMOTE, :REMOTE or PORT)")));
+      return PrintError(
+          err, absl::InvalidArgumentError(absl::StrCat("port-forward: bad port spec \"", spec,
+                                                       "\" (LOCAL:REMOTE, :REMOTE or PORT)")));
     }
     f.remote = static_cast<uint16_t>(remote);
     f.listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -974,18 +976,19 @@ int CmdPortForward(const GlobalOptions& opts, const PortForwardFlags& flags, std
       if (client < 0) continue;
       // Each connection gets its own URL (tokens are single-use) and its own thread.
       std::thread([&conn, &err, &err_mu, pod = flags.pod, remote = forwards[i].remote,
-                   transport = *transport, client] {
+                   transport = *transport, ca = flags.stream_ca, client] {
         v1::PortForwardRequest req;
         req.set_pod_sandbox_id(pod);
         req.add_port(remote);
         v1::PortForwardResponse resp;
         auto ctx = conn->NewContext();
-        absl::Status st = conn->Check(conn->runtime().PortForward(ctx.get(), req, &resp),
-                                      "PortForward");
+        absl::Status st =
+            conn->Check(conn->runtime().PortForward(ctx.get(), req, &resp), "PortForward");
         if (st.ok()) {
           st = ForwardConnection(resp.url(), {.transport = transport,
                                               .remote_port = remote,
-                                              .local_fd = client});
+                                              .local_fd = client,
+                                              .tls_ca_file = ca});
         } else {
           ::close(client);
         }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "cri/stream/asio.h"
 #include "cri/stream/channel_io.h"
 #include "cri/stream/channels.h"
@@ -38,27 +40,25 @@ constexpr auto kStreamCreationTimeout = absl::Seconds(30);
 
 struct Url {
   std::string host, port, target;
+  bool tls = false;  // https
 };
 
 absl::StatusOr<Url> ParseUrl(const std::string& url) {
   absl::string_view rest = url;
+  Url u;
   if (absl::ConsumePrefix(&rest, "https://")) {
-    return absl::UnimplementedError(
-        absl::StrCat("streaming URL ", url,
-                     ": https is not supported by berthctl yet (use a plain http "
-                     "streaming server, e.g. berthd's or containerd's default)"));
-  }
-  if (!absl::ConsumePrefix(&rest, "http://")) {
-    return absl::InvalidArgumentError(absl::StrCat("streaming URL ", url, ": not http://"));
+    u.tls = true;
+  } else if (!absl::ConsumePrefix(&rest, "http://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("streaming URL ", url, ": not http:// or https://"));
   }
   size_t slash = rest.find('/');
   absl::string_view hostport = rest.substr(0, slash);
-  Url u;
   u.target = slash == absl::string_view::npos ? "/" : std::string(rest.substr(slash));
   size_t colon = hostport.rfind(':');
   if (colon == absl::string_view::npos || hostport.back() == ']') {
     u.host = std::string(hostport);
-    u.port = "80";
+    u.port = u.tls ? "443" : "80";
   } else {
     u.host = std::string(hostport.substr(0, colon));
     u.port = std::string(hostport.substr(colon + 1));
@@ -66,8 +66,42 @@ absl::StatusOr<Url> ParseUrl(const std::string& url) {
   if (absl::StartsWith(u.host, "[") && absl::EndsWith(u.host, "]")) {
     u.host = u.host.substr(1, u.host.size() - 2);
   }
+  if (u.host.empty())
+    return absl::InvalidArgumentError(absl::StrCat("streaming URL ", url, ": no host"));
   return u;
 }
+
+// The TLS client context for a CA bundle ("": the server's certificate is not verified, as
+// crictl does: the URL came over the runtime's own root-only socket and its token is single
+// use). Kept for the process' lifetime; a process needs one or two.
+absl::StatusOr<asio::ssl::context*> TlsContext(const std::string& ca_file) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* contexts = new std::map<std::string, std::unique_ptr<asio::ssl::context>>;
+  absl::MutexLock lock(&mu);
+  auto it = contexts->find(ca_file);
+  if (it != contexts->end()) return it->second.get();
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  error_code ec;
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1,
+                   ec);
+  if (ca_file.empty()) {
+    ctx->set_verify_mode(asio::ssl::verify_none, ec);
+  } else {
+    ctx->load_verify_file(ca_file, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("CA file ", ca_file, ": ", ec.message()));
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+  }
+  if (ec) return absl::InternalError(absl::StrCat("TLS context: ", ec.message()));
+  asio::ssl::context* raw = ctx.get();
+  contexts->emplace(ca_file, std::move(ctx));
+  return raw;
+}
+
+using TlsSocket = asio::ssl::stream<tcp::socket>;
 
 // A terminal in raw mode for the session's lifetime.
 class RawTerminal {
@@ -131,12 +165,37 @@ awaitable<absl::StatusOr<tcp::socket>> Connect(const Url& u) {
   co_return std::move(socket);
 }
 
+// The TLS handshake over a connected socket (moved into the result), checking the server's
+// name when a CA was given.
+awaitable<absl::StatusOr<TlsSocket>> Handshake(tcp::socket& socket, const Url& u,
+                                               const std::string& ca_file) {
+  absl::StatusOr<asio::ssl::context*> ctx = TlsContext(ca_file);
+  if (!ctx.ok()) co_return ctx.status();
+  TlsSocket tls(std::move(socket), **ctx);
+  error_code ec;
+  asio::ip::make_address(u.host, ec);
+  const bool is_name = static_cast<bool>(ec);
+  // SNI, for a name only (RFC 6066 forbids addresses).
+  if (is_name && !SSL_set_tlsext_host_name(tls.native_handle(), u.host.c_str())) {
+    co_return absl::InternalError("TLS: cannot set the server name");
+  }
+  if (!ca_file.empty()) tls.set_verify_callback(asio::ssl::host_name_verification(u.host));
+  ec.clear();
+  co_await tls.async_handshake(asio::ssl::stream_base::client, kAwait(ec));
+  if (ec) {
+    co_return absl::UnavailableError(
+        absl::StrCat("TLS handshake with ", u.host, ":", u.port, ": ", ec.message()));
+  }
+  co_return std::move(tls);
+}
+
 // SPDY: POST with Upgrade: SPDY/3.1 and the protocols we speak, in preference order.
-awaitable<absl::StatusOr<std::pair<std::shared_ptr<stream::SpdyConnection>, std::string>>>
-UpgradeSpdy(const Url& u, const std::vector<std::string>& protocols) {
+using SpdyUpgrade = std::pair<std::shared_ptr<stream::SpdyConnection>, std::string>;
+
+template <typename S>
+awaitable<absl::StatusOr<SpdyUpgrade>> UpgradeSpdyOn(S& socket, const Url& u,
+                                                     const std::vector<std::string>& protocols) {
   auto ex = co_await asio::this_coro::executor;
-  absl::StatusOr<tcp::socket> socket = co_await Connect(u);
-  if (!socket.ok()) co_return socket.status();
   http::request<http::empty_body> req{http::verb::post, u.target, 11};
   req.set(http::field::host, absl::StrCat(u.host, ":", u.port));
   req.set(http::field::connection, "Upgrade");
@@ -144,18 +203,18 @@ UpgradeSpdy(const Url& u, const std::vector<std::string>& protocols) {
   for (const std::string& p : protocols) req.insert("X-Stream-Protocol-Version", p);
   req.prepare_payload();
   error_code ec;
-  co_await http::async_write(*socket, req, kAwait(ec));
+  co_await http::async_write(socket, req, kAwait(ec));
   if (ec) co_return absl::UnavailableError(absl::StrCat("send the upgrade: ", ec.message()));
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.skip(false);
   parser.body_limit(64 << 10);
   // A 101 has no body: read only the header, whatever follows is SPDY.
-  co_await http::async_read_header(*socket, buffer, parser, kAwait(ec));
+  co_await http::async_read_header(socket, buffer, parser, kAwait(ec));
   if (ec)
     co_return absl::UnavailableError(absl::StrCat("read the upgrade response: ", ec.message()));
   if (parser.get().result() != http::status::switching_protocols) {
-    if (!parser.is_done()) co_await http::async_read(*socket, buffer, parser, kAwait(ec));
+    if (!parser.is_done()) co_await http::async_read(socket, buffer, parser, kAwait(ec));
     co_return absl::FailedPreconditionError(
         absl::StrCat("the streaming server refused the upgrade: ", parser.get().result_int(), " ",
                      std::string(parser.get().reason()), ": ",
@@ -165,17 +224,27 @@ UpgradeSpdy(const Url& u, const std::vector<std::string>& protocols) {
   auto bytes = buffer.cdata();
   std::string leftover(static_cast<const char*>(bytes.data()), bytes.size());
   auto conn = std::make_shared<stream::SpdyConnection>(
-      ex, std::make_unique<stream::AsioByteStream<tcp::socket>>(std::move(*socket)),
+      ex, std::make_unique<stream::AsioByteStream<S>>(std::move(socket)),
       /*server=*/false, std::move(leftover));
   conn->Start();
   co_return std::make_pair(conn, chosen);
 }
 
-awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocket(const Url& u,
-                                                     const std::vector<std::string>& protocols) {
+awaitable<absl::StatusOr<SpdyUpgrade>> UpgradeSpdy(const Url& u,
+                                                   const std::vector<std::string>& protocols,
+                                                   const std::string& ca_file) {
   absl::StatusOr<tcp::socket> socket = co_await Connect(u);
   if (!socket.ok()) co_return socket.status();
-  websocket::stream<tcp::socket> ws(std::move(*socket));
+  if (!u.tls) co_return co_await UpgradeSpdyOn(*socket, u, protocols);
+  absl::StatusOr<TlsSocket> tls = co_await Handshake(*socket, u, ca_file);
+  if (!tls.ok()) co_return tls.status();
+  co_return co_await UpgradeSpdyOn(*tls, u, protocols);
+}
+
+template <typename S>
+awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocketOn(S& socket, const Url& u,
+                                                       const std::vector<std::string>& protocols) {
+  websocket::stream<S> ws(std::move(socket));
   std::string offer = absl::StrJoin(protocols, ", ");
   ws.set_option(websocket::stream_base::decorator([offer](websocket::request_type& req) {
     req.set(http::field::sec_websocket_protocol, offer);
@@ -193,11 +262,22 @@ awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocket(const Url& u,
   std::optional<stream::RemoteCommandProtocol> p =
       stream::ParseRemoteCommandProtocol(up.protocol_name);
   if (p) up.protocol = *p;
-  auto io = std::make_shared<stream::WebSocketChannelIo<websocket::stream<tcp::socket>>>(
-      std::move(ws), up.protocol);
+  auto io = std::make_shared<stream::WebSocketChannelIo<websocket::stream<S>>>(std::move(ws),
+                                                                               up.protocol);
   io->Start();
   up.io = io;
   co_return up;
+}
+
+awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocket(const Url& u,
+                                                     const std::vector<std::string>& protocols,
+                                                     const std::string& ca_file) {
+  absl::StatusOr<tcp::socket> socket = co_await Connect(u);
+  if (!socket.ok()) co_return socket.status();
+  if (!u.tls) co_return co_await UpgradeWebSocketOn(*socket, u, protocols);
+  absl::StatusOr<TlsSocket> tls = co_await Handshake(*socket, u, ca_file);
+  if (!tls.ok()) co_return tls.status();
+  co_return co_await UpgradeWebSocketOn(*tls, u, protocols);
 }
 
 awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
@@ -211,7 +291,7 @@ awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
     // (Named, not a braced list inside co_await: g++ 12 cannot put that array in the frame.)
     std::vector<std::string> offer = {stream::kRemoteCommandV4, stream::kRemoteCommandV3,
                                       stream::kRemoteCommandV2, stream::kRemoteCommandV1};
-    auto r = co_await UpgradeSpdy(*u, offer);
+    auto r = co_await UpgradeSpdy(*u, offer, o.tls_ca_file);
     if (!r.ok()) co_return r.status();
     std::shared_ptr<stream::SpdyConnection> conn = r->first;
     std::string chosen = r->second;
@@ -250,7 +330,7 @@ awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
   } else {
     std::vector<std::string> offer = {stream::kRemoteCommandV5, stream::kRemoteCommandV4,
                                       stream::kRemoteCommandV1};
-    auto r = co_await UpgradeWebSocket(*u, offer);
+    auto r = co_await UpgradeWebSocket(*u, offer, o.tls_ca_file);
     if (!r.ok()) co_return r.status();
     up = *std::move(r);
   }
@@ -341,16 +421,27 @@ awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
         if (n <= 0) return;
       }
     }).detach();
+    // Over WebSocket, only v5.channel.k8s.io can tell the server that stdin ended; older
+    // servers (containerd 1.6/1.7, kubelets before 1.29) keep the remote stdin open.
+    const bool can_close_stdin = o.transport == Transport::kSpdy || up.protocol.close_signal;
     asio::co_spawn(
         ex,
-        [io = up.io, input, arrived]() -> awaitable<void> {
+        [io = up.io, input, arrived, can_close_stdin, warn = o.warn,
+         name = up.protocol_name]() -> awaitable<void> {
           for (;;) {
             while (input->empty() && !io->closed()) co_await arrived->Wait();
             if (input->empty()) co_return;
             std::optional<std::string> chunk = std::move(input->front());
             input->pop_front();
             if (!chunk) {
-              io->CloseSend(stream::kStdin);
+              if (can_close_stdin) {
+                io->CloseSend(stream::kStdin);
+              } else if (warn) {
+                warn(absl::StrCat("stdin ended, but the server speaks ",
+                                  name.empty() ? "WebSocket without a subprotocol" : name,
+                                  ", which cannot close the remote stdin (that needs ",
+                                  stream::kRemoteCommandV5, " or --transport spdy)"));
+              }
               co_return;
             }
             if (!co_await io->Send(stream::kStdin, *chunk)) co_return;
@@ -364,9 +455,9 @@ awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
   raw.reset();
   if (up.protocol.json_status && error_text.empty()) {
     // From v4 on the server always says how it ended: silence means the connection was lost.
-    co_return absl::UnavailableError(absl::StrCat(
-        "the streaming connection ended without a status",
-        io.status().ok() ? "" : absl::StrCat(": ", io.status().message())));
+    co_return absl::UnavailableError(
+        absl::StrCat("the streaming connection ended without a status",
+                     io.status().ok() ? "" : absl::StrCat(": ", io.status().message())));
   }
   stream::RemoteStatus status = stream::ParseRemoteStatus(error_text, up.protocol.json_status);
   if (!status.message.empty()) co_return absl::UnknownError(status.message);
@@ -398,7 +489,7 @@ awaitable<absl::Status> Forward(const std::string& url, const PortForwardOptions
   bool strip_prefix = false;  // WebSocket: each channel's first message is the port
   if (o.transport == Transport::kSpdy) {
     std::vector<std::string> offer = {stream::kPortForwardV1};
-    auto r = co_await UpgradeSpdy(*u, offer);
+    auto r = co_await UpgradeSpdy(*u, offer, o.tls_ca_file);
     if (!r.ok()) co_return r.status();
     std::shared_ptr<stream::SpdyConnection> conn = r->first;
     auto spdy_io = std::make_shared<stream::SpdyChannelIo>(conn);
@@ -420,7 +511,7 @@ awaitable<absl::Status> Forward(const std::string& url, const PortForwardOptions
     io = spdy_io;
   } else {
     std::vector<std::string> offer = {stream::kRemoteCommandV4, stream::kPortForwardV1};
-    auto r = co_await UpgradeWebSocket(*u, offer);
+    auto r = co_await UpgradeWebSocket(*u, offer, o.tls_ca_file);
     if (!r.ok()) co_return r.status();
     io = r->io;
     strip_prefix = true;
