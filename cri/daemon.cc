@@ -6,6 +6,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -15,9 +17,12 @@
 #include <grpc/support/log.h>
 #include <grpcpp/server_builder.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/resident.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "cri/instrumentation.h"
@@ -25,6 +30,16 @@
 namespace berth::cri {
 
 namespace {
+
+// This process' resident set in KiB (/proc/self/statm), or -1.
+int64_t ResidentKib() {
+  absl::StatusOr<std::string> statm = ReadFile("/proc/self/statm", 4096);
+  if (!statm.ok()) return -1;
+  std::vector<absl::string_view> f = absl::StrSplit(*statm, ' ');
+  int64_t pages = 0;
+  if (f.size() < 2 || !absl::SimpleAtoi(f[1], &pages)) return -1;
+  return pages * (::sysconf(_SC_PAGESIZE) / 1024);
+}
 
 // gRPC's own log lines go through berth's logger.
 void GrpcLogFunction(gpr_log_func_args* args) {
@@ -92,6 +107,7 @@ void NotifySystemd(absl::string_view state) {
 Daemon::Daemon(const Config& config) : config_(config) {}
 
 Daemon::~Daemon() {
+  StopTrimmer();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
@@ -203,10 +219,62 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   if (::chmod(socket_path.c_str(), 0660) != 0) {
     return LastErrnoError(absl::StrCat("chmod ", socket_path));
   }
+  d->trimmer_ = std::thread([daemon = d.get()] { daemon->IdleTrimLoop(); });
   return d;
 }
 
+void Daemon::StopTrimmer() {
+  {
+    absl::MutexLock lock(&trim_mu_);
+    stopping_ = true;
+  }
+  if (trimmer_.joinable()) trimmer_.join();
+}
+
+// Start-up runs much code only once (gRPC's plugin registry, the protobuf descriptors, the
+// configuration, recovery), and a burst of calls or streaming sessions leaves freed memory in
+// the malloc arenas of the threads that served it. Both are given back once berthd has been
+// idle for kIdleTrimAfter (no CRI call in flight or finished, no streaming connection opened,
+// served or closed): malloc_trim, and the loaded objects' code and read-only data are unmapped
+// (base/resident.h; what runs next comes back from the page cache). Right after start-up this
+// happens at once. Under a kubelet, which calls every second or so, it seldom runs again.
+void Daemon::IdleTrimLoop() {
+  constexpr absl::Duration kIdleTrimAfter = absl::Seconds(10);
+  auto activity = [this](bool* busy) {
+    bool streaming_busy = false;
+    const int64_t stamp = CompletedCalls() + streaming_->Activity(&streaming_busy);
+    *busy = streaming_busy || InFlightCalls() > 0;
+    return stamp;
+  };
+  auto trim = [](const char* why) {
+    const int64_t before = ResidentKib();
+    ::malloc_trim(0);
+    const size_t advised = TrimResidentCode();
+    log::Debug("idle trim", {{"after", why},
+                             {"rss_kib_before", before},
+                             {"rss_kib_after", ResidentKib()},
+                             {"code_kib_advised", static_cast<int64_t>(advised >> 10)}});
+  };
+  trim("start-up");
+  bool busy = false, trimmed = true;
+  int64_t last = activity(&busy);
+  absl::Time idle_since = absl::Now();
+  absl::MutexLock lock(&trim_mu_);
+  while (!trim_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1))) {
+    const int64_t stamp = activity(&busy);
+    if (busy || stamp != last) {
+      last = stamp;
+      idle_since = absl::Now();
+      trimmed = false;
+    } else if (!trimmed && absl::Now() - idle_since >= kIdleTrimAfter) {
+      trim("idle");
+      trimmed = true;
+    }
+  }
+}
+
 void Daemon::Shutdown(absl::Duration grace) {
+  StopTrimmer();
   if (!server_) return;
   const absl::Time deadline = absl::Now() + grace;
   // Streams that only end when berthd does (GetContainerEvents) are told to end now.

@@ -4,20 +4,22 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/lock_file.h"
 #include "cri/admin_service.h"
 #include "cri/config.h"
-#include "cri/streaming_server.h"
 #include "cri/image_service.h"
 #include "cri/pod_manager.h"
 #include "cri/runtime_service.h"
 #include "cri/store.h"
+#include "cri/streaming_server.h"
 
 namespace berth::cri {
 
@@ -37,6 +39,9 @@ class Daemon {
 
  private:
   explicit Daemon(const Config& config);
+  // Gives memory back once berthd has been idle for a while (see IdleTrimLoop).
+  void IdleTrimLoop();
+  void StopTrimmer();
 
   Config config_;
   std::vector<LockFile> locks_;
@@ -49,6 +54,9 @@ class Daemon {
   std::unique_ptr<ImageService> image_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  absl::Mutex trim_mu_;
+  bool stopping_ ABSL_GUARDED_BY(trim_mu_) = false;
+  std::thread trimmer_;
 };
 
 // Runs berthd until SIGTERM or SIGINT (exit 0 after a graceful shutdown); SIGHUP reopens the

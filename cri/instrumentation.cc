@@ -11,6 +11,7 @@ namespace berth::cri {
 namespace {
 
 std::atomic<int64_t> g_in_flight{0};
+std::atomic<int64_t> g_completed{0};
 
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
@@ -41,7 +42,10 @@ class LoggingInterceptor final : public grpc::experimental::Interceptor {
       : method_(method != nullptr ? method : "?"), start_(std::chrono::steady_clock::now()) {
     g_in_flight.fetch_add(1, std::memory_order_relaxed);
   }
-  ~LoggingInterceptor() override { g_in_flight.fetch_sub(1, std::memory_order_relaxed); }
+  ~LoggingInterceptor() override {
+    g_completed.fetch_add(1, std::memory_order_relaxed);
+    g_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
@@ -91,6 +95,10 @@ MakeLoggingInterceptorFactory() {
 
 int64_t InFlightCalls() {
   return g_in_flight.load(std::memory_order_relaxed);
+}
+
+int64_t CompletedCalls() {
+  return g_completed.load(std::memory_order_relaxed);
 }
 
 }  // namespace berth::cri

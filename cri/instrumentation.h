@@ -16,4 +16,7 @@ MakeLoggingInterceptorFactory();
 // graceful shutdown waits for this to reach zero.
 int64_t InFlightCalls();
 
+// CRI calls that have finished since start.
+int64_t CompletedCalls();
+
 }  // namespace berth::cri

@@ -31,8 +31,8 @@
 #include "cri/monitor_client.h"
 #include "cri/pod_manager.h"
 #include "cri/pod_records.h"
-#include "runtime/console.h"
 #include "nlohmann/json.hpp"
+#include "runtime/console.h"
 
 namespace berth::cri {
 namespace {
@@ -158,8 +158,7 @@ class AttachTarget final : public StreamTarget {
 
 }  // namespace
 
-absl::StatusOr<records::LoadedContainer> PodManager::ExecContainer(
-    const v1::ExecRequest& request) {
+absl::StatusOr<records::LoadedContainer> PodManager::ExecContainer(const v1::ExecRequest& request) {
   if (request.cmd().empty()) return absl::InvalidArgumentError("Exec: cmd is empty");
   if (!request.stdin() && !request.stdout() && !request.stderr()) {
     return absl::InvalidArgumentError("Exec: one of stdin, stdout or stderr must be set");
@@ -313,7 +312,7 @@ absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartAttach(
   ASSIGN_OR_RETURN(records::LoadedPod pod, records::GetPod(store_, c.record.pod_id));
   // The monitor holds the container's stdio: it sends pipes of their own for the output, the
   // stdin (pipe or terminal) and the terminal; the connection is the session (its end
-  // detaches, and closes the container's stdin with stdin_once).
+  // detaches; a half-close closes the container's stdin with stdin_once).
   std::vector<UniqueFd> fds;
   UniqueFd conn;
   ASSIGN_OR_RETURN(nlohmann::json reply,
@@ -325,6 +324,10 @@ absl::StatusOr<std::unique_ptr<StreamTarget>> PodManager::StartAttach(
                                        {"stderr", request.stderr() && !request.tty()}},
                                       absl::Seconds(10), &fds, &conn));
   auto target = std::make_unique<AttachTarget>();
+  // The client's stdin ending is its detach, as with Docker and containerd: the session ends
+  // (the container's stdin stays open), except for a container created stdin_once without a
+  // terminal, whose stdin is closed then while the session goes on to the end of its output.
+  target->detach_at_stdin_end = !(c.config.stdin_once() && !c.config.tty());
   const nlohmann::json names = reply.value("fds", nlohmann::json::array());
   if (!names.is_array() || names.size() != fds.size()) {
     return absl::InternalError(

@@ -1,13 +1,13 @@
 #include "cri/streaming_server.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -228,17 +228,21 @@ class StreamingServer::Impl {
     co_return co_await std::move(op);
   }
 
-  // Sessions allocate on this thread and the pool's (each its own malloc arena), and a burst
-  // of them leaves freed memory that glibc keeps: once no session has run for 6 s (a closed
-  // SPDY connection lingers up to 5 s for its peer), it is given back.
+  // (What a burst of sessions leaves in the malloc arenas of this thread and the pool's is
+  // given back by berthd's idle trim, which watches Activity().)
   void SessionEnded() {
-    if (--active_ > 0 || stopped_) return;  // (stopping: frames go with the io_context)
-    trim_timer_.expires_after(std::chrono::seconds(6));
-    trim_timer_.async_wait([this](error_code ec) {
-      if (!ec && active_ == 0) ::malloc_trim(0);
-    });
+    --active_;
+    activity_.fetch_add(1, std::memory_order_relaxed);
+    busy_.store(active_ > 0, std::memory_order_relaxed);
   }
 
+ public:
+  int64_t Activity(bool* busy) const {
+    *busy = busy_.load(std::memory_order_relaxed);
+    return activity_.load(std::memory_order_relaxed);
+  }
+
+ private:
   awaitable<void> AcceptLoop() {
     for (;;) {
       error_code ec;
@@ -258,6 +262,8 @@ class StreamingServer::Impl {
 
   awaitable<void> Serve(tcp::socket socket) {
     ++active_;
+    activity_.fetch_add(1, std::memory_order_relaxed);
+    busy_.store(true, std::memory_order_relaxed);
     struct Done {
       Impl* impl;
       ~Done() { impl->SessionEnded(); }
@@ -543,7 +549,8 @@ class StreamingServer::Impl {
     bool done = false;
     std::unique_ptr<asio::posix::stream_descriptor> out, err, in, done_fd;
     UniqueFd tty;
-    UniqueFd stdin_end;  // shut down (write side) when the client's stdin ends
+    UniqueFd stdin_end;                // shut down (write side) when the client's stdin ends
+    bool detach_at_stdin_end = false;  // ... both sides
   };
   using SessionPtr = std::shared_ptr<Session>;
   using IoPtr = std::shared_ptr<ChannelIo>;
@@ -580,7 +587,7 @@ class StreamingServer::Impl {
       error_code ignored;
       s->in->close(ignored);
     }
-    if (s->stdin_end) ::shutdown(s->stdin_end.get(), SHUT_WR);
+    if (s->stdin_end) ::shutdown(s->stdin_end.get(), s->detach_at_stdin_end ? SHUT_RDWR : SHUT_WR);
   }
 
   awaitable<void> PumpResize(SessionPtr s, IoPtr io) {
@@ -685,6 +692,7 @@ class StreamingServer::Impl {
     if (t.tty) s->tty.reset(::fcntl(t.tty.get(), F_DUPFD_CLOEXEC, 3));
     if (o.stdin && t.done_takes_stdin_end) {
       s->stdin_end.reset(::fcntl(t.done.get(), F_DUPFD_CLOEXEC, 3));
+      s->detach_at_stdin_end = t.detach_at_stdin_end;
     }
     s->out_state.finished = !s->out;
     s->err_state.finished = !s->err;
@@ -927,8 +935,9 @@ class StreamingServer::Impl {
   std::optional<asio::ssl::context> tls_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
-  int active_ = 0;  // connections being served (I/O thread only)
-  asio::steady_timer trim_timer_{io_};
+  int active_ = 0;                    // connections being served (I/O thread only)
+  std::atomic<int64_t> activity_{0};  // connections accepted + ended (any thread reads)
+  std::atomic<bool> busy_{false};     // active_ > 0
   std::string base_url_;
   TokenCache tokens_;
 };
@@ -949,6 +958,9 @@ void StreamingServer::Stop() {
 }
 std::string StreamingServer::base_url() const {
   return impl_->base_url();
+}
+int64_t StreamingServer::Activity(bool* busy) const {
+  return impl_->Activity(busy);
 }
 
 absl::StatusOr<std::string> StreamingServer::Url(const v1::ExecRequest& request) {

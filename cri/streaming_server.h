@@ -42,9 +42,12 @@ class StreamTarget {
   UniqueFd out, err;  // we read the process' stdout / stderr here
   UniqueFd tty;       // pty master
   UniqueFd done;      // readable once the target has finished (exec: a pidfd); may be empty
-  // Attach: `done` is a connection whose write side is shut down when the client's stdin
-  // ends (the monitor then closes the container's stdin if it was created stdin_once).
+  // Attach: `done` is a connection told when the client's stdin ends: its write side is
+  // shut down (the monitor then closes the container's stdin if it was created stdin_once),
+  // or, with `detach_at_stdin_end`, the whole of it (the monitor detaches the session, whose
+  // output then ends).
   bool done_takes_stdin_end = false;
+  bool detach_at_stdin_end = false;
   // Once `done` is readable: the exit code (exec), or nullopt (attach has none).
   virtual std::optional<int> Finish() = 0;
   // The session is over before the target finished: stop it (exec: kill the process) and
@@ -82,6 +85,10 @@ class StreamingServer {
 
   // Stops listening, ends every session (their targets are cancelled) and joins the threads.
   void Stop();
+
+  // Changes whenever a connection is accepted or ends; `busy` while any is being served.
+  // For berthd's idle trim (any thread).
+  int64_t Activity(bool* busy) const;
 
   class Impl;
 

@@ -8,8 +8,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,12 +33,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
+#include "base/resident.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "cgroups/cgroup.h"
 #include "nlohmann/json.hpp"
-#include "runtime/container.h"
 #include "runtime/console.h"
+#include "runtime/container.h"
 #include "runtime/cri_log.h"
 #include "runtime/monitor_proto.h"
 #include "runtime/spec.h"
@@ -160,49 +161,11 @@ absl::StatusOr<int64_t> InChild(const std::function<absl::StatusOr<int64_t>()>& 
 
 // A monitor lives as long as its pod, and one runs per pod, so what it keeps resident is paid
 // per pod. Its code is a static binary shared by all monitors through the page cache; what
-// counts against each one is the pages mapped into it. The kernel maps up to 16 neighbouring
-// pages at each code fault ("fault-around"); MADV_RANDOM turns that off for the binary's
-// mappings, and MADV_DONTNEED unmaps what start-up and the last request touched (the pages
-// stay in the page cache: the next use is a minor fault). What stays mapped is what the idle
-// loop uses.
-void TrimResidentCode() {
-  absl::StatusOr<std::string> smaps = ReadFile("/proc/self/smaps", 4 << 20);
-  if (!smaps.ok()) return;
-  // The binary's mappings are found by device and inode: it may run from a memfd, whose
-  // "path" in smaps is not one.
-  struct stat self {};
-  if (::stat("/proc/self/exe", &self) != 0) return;
-  const std::string dev = absl::StrFormat("%02x:%02x", major(self.st_dev), minor(self.st_dev));
-  const std::string ino = absl::StrCat(self.st_ino);
-  // Only read-only mappings of the binary none of whose pages were ever written: a page
-  // written at start-up (relocations, the libc's early data in RELRO) is anonymous now, and
-  // MADV_DONTNEED would bring the file's original contents back.
-  struct Range {
-    uint64_t start = 0, end = 0;
-    bool candidate = false, written = false;
-  };
-  std::vector<Range> ranges;
-  for (absl::string_view line : absl::StrSplit(*smaps, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (!f.empty() && absl::StrContains(f[0], '-') && f.size() >= 5) {
-      // "start-end perms offset dev inode [path]"
-      Range r;
-      std::pair<absl::string_view, absl::string_view> se = absl::StrSplit(f[0], '-');
-      r.candidate = absl::SimpleHexAtoi(se.first, &r.start) &&
-                    absl::SimpleHexAtoi(se.second, &r.end) && f[3] == dev && f[4] == ino &&
-                    f[1].size() >= 4 && f[1][1] != 'w' && f[1][3] == 'p';
-      ranges.push_back(r);
-    } else if (!ranges.empty() && f.size() >= 2 &&
-               f[0] == "Anonymous:" && f[1] != "0") {
-      ranges.back().written = true;
-    }
-  }
-  for (const Range& r : ranges) {
-    if (!r.candidate || r.written) continue;
-    void* addr = reinterpret_cast<void*>(r.start);
-    (void)::madvise(addr, r.end - r.start, MADV_RANDOM);
-    (void)::madvise(addr, r.end - r.start, MADV_DONTNEED);
-  }
+// counts against each one is the pages mapped into it. The idle loop touches little code, so
+// fault-around is turned off for it too, and what stays mapped is what that loop uses (see
+// base/resident.h).
+void TrimMonitorCode() {
+  (void)TrimResidentCode({.random_access = true});
 }
 
 // An attach session (berthd's end of it): its own pipes for the container's output, which the
@@ -300,7 +263,7 @@ class Monitor {
       CheckDeadlines();
       if (trim_at_ && absl::Now() >= *trim_at_) {
         trim_at_.reset();
-        TrimResidentCode();
+        TrimMonitorCode();
       }
     }
     return 0;
@@ -759,8 +722,8 @@ class Monitor {
     a.stdin = want_in;
     std::vector<UniqueFd> send;
     json names = json::array();
-    for (auto [want, keep, name] : {std::tuple{want_out, &a.out, "out"},
-                                    std::tuple{want_err, &a.err, "err"}}) {
+    for (auto [want, keep, name] :
+         {std::tuple{want_out, &a.out, "out"}, std::tuple{want_err, &a.err, "err"}}) {
       if (!want) continue;
       ASSIGN_OR_RETURN(Pipe p, MakePipe());
       RETURN_IF_ERROR(SetNonBlocking(p.write.get()));
@@ -961,7 +924,7 @@ class Monitor {
   UniqueFd epoll_, listen_, signal_fd_;
   std::map<int, FrameDecoder> conns_;
   std::map<std::string, Container> containers_;
-  std::map<int, std::string> streams_;  // stdout/stderr fd -> container id
+  std::map<int, std::string> streams_;       // stdout/stderr fd -> container id
   std::map<int, std::string> attach_conns_;  // attach connection -> container id
   std::optional<absl::Time> trim_at_;
   absl::Time log_error_quiet_until_ = absl::InfinitePast();
@@ -988,7 +951,7 @@ int RunMonitor(const MonitorOptions& options) {
     Log(absl::StrCat("berth-monitor: ", st.message()));
     return 1;
   }
-  TrimResidentCode();
+  TrimMonitorCode();
   return monitor.Run();
 }
 
@@ -1064,8 +1027,7 @@ int RunExecWait(int argc, char** argv) {
         rt = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 255;
         absl::StatusOr<std::string> text = ReadFile(pid_file, 64);
-        if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) ||
-            pid <= 0) {
+        if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) || pid <= 0) {
           Log(absl::StrCat("exec-wait: no pid in ", pid_file));
           return 255;
         }

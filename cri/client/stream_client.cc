@@ -280,7 +280,9 @@ awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocket(const Url& u,
   co_return co_await UpgradeWebSocketOn(*tls, u, protocols);
 }
 
-awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
+// `context` is the io_context this runs on (a stdin reader thread may need it longer).
+awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o,
+                                             const std::shared_ptr<asio::io_context>& context) {
   auto ex = co_await asio::this_coro::executor;
   absl::StatusOr<Url> u = ParseUrl(o.url);
   if (!u.ok()) co_return u.status();
@@ -403,22 +405,36 @@ awaitable<absl::StatusOr<int>> RemoteCommand(const RemoteCommandOptions& o) {
   if (o.stdin) {
     auto input = std::make_shared<std::deque<std::optional<std::string>>>();
     auto arrived = std::make_shared<stream::Event>(ex);
-    std::thread([fd = o.in_fd, ex, input, arrived] {
+    // The thread may outlive the session (it can be blocked in read() when the session ends):
+    // it keeps the io_context alive, and gives up once that has stopped.
+    std::thread([fd = o.in_fd, io = context, input, arrived]() mutable {
       char buf[32 << 10];
       for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         std::optional<std::string> chunk;
         if (n > 0) chunk.emplace(buf, static_cast<size_t>(n));
-        std::promise<void> queued;
-        std::future<void> wait = queued.get_future();
-        asio::post(ex, [input, arrived, chunk, &queued] {
-          input->push_back(chunk);
-          arrived->NotifyAll();
-          queued.set_value();
-        });
-        wait.wait();
-        if (n <= 0) return;
+        auto queued = std::make_shared<std::promise<void>>();
+        std::future<void> wait = queued->get_future();
+        bool delivered = false;
+        if (!io->stopped()) {
+          asio::post(*io, [input, arrived, chunk, queued] {
+            input->push_back(chunk);
+            arrived->NotifyAll();
+            queued->set_value();
+          });
+          // Until it is queued (back-pressure), or the session is over.
+          while (!(delivered = wait.wait_for(std::chrono::milliseconds(100)) ==
+                               std::future_status::ready) &&
+                 !io->stopped()) {
+          }
+        }
+        if (n <= 0 || !delivered) {
+          // What refers to the io_context goes before it does.
+          arrived.reset();
+          input.reset();
+          return;
+        }
       }
     }).detach();
     // Over WebSocket, only v5.channel.k8s.io can tell the server that stdin ended; older
@@ -602,17 +618,18 @@ absl::StatusOr<Transport> ParseTransport(const std::string& name) {
 }
 
 absl::StatusOr<int> RunRemoteCommand(const RemoteCommandOptions& options) {
-  asio::io_context io;
+  // Shared: a stdin reader still blocked in read() when the session ends holds it too.
+  auto io = std::make_shared<asio::io_context>();
   absl::StatusOr<int> result = absl::InternalError("the session did not run");
   asio::co_spawn(
-      io,
+      *io,
       [&]() -> awaitable<void> {
-        result = co_await RemoteCommand(options);
+        result = co_await RemoteCommand(options, io);
         // What is left (the stdin reader, a resize) is not waited for.
-        io.stop();
+        io->stop();
       },
       asio::detached);
-  io.run();
+  io->run();
   return result;
 }
 
