@@ -1,7 +1,9 @@
 #include "cri/spec_builder.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -26,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/copy_tree.h"
 #include "base/file.h"
 #include "base/json.h"
 #include "base/status.h"
@@ -158,6 +161,60 @@ struct GroupEntry {
   uint32_t gid = 0;
   std::vector<std::string> members;
 };
+
+// Every character and block device node under `dir` (the host's /dev), as OCI devices
+// entries with the node's own mode and owner, the way runc's HostDevices finds them for
+// containerd: subdirectories are walked but pts, shm, fd, mqueue and the .lxc, .lxd-mounts,
+// .udev ones; console is left out (the container gets its own); symlinks are not followed.
+// `rel` is the directory below the root ("" for the root itself).
+absl::StatusOr<std::vector<nlohmann::json>> HostDevices(const std::string& root,
+                                                        const std::string& rel = "",
+                                                        int depth = 0) {
+  std::vector<nlohmann::json> out;
+  const std::string dir = root + rel;
+  if (depth > 8) return out;
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT || errno == EACCES) return out;
+    return LastErrnoError(absl::StrCat("open ", dir));
+  }
+  DIR* d = ::fdopendir(fd.get());
+  if (d == nullptr) return LastErrnoError(absl::StrCat("read ", dir));
+  (void)fd.release();
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    if (name == "." || name == "..") continue;
+    const std::string path = absl::StrCat(dir, "/", name);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;
+      return LastErrnoError(absl::StrCat("stat ", path));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (name == "pts" || name == "shm" || name == "fd" || name == "mqueue" || name == ".lxc" ||
+          name == ".lxd-mounts" || name == ".udev") {
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::vector<nlohmann::json> sub,
+                       HostDevices(root, absl::StrCat(rel, "/", name), depth + 1));
+      for (nlohmann::json& j : sub) out.push_back(std::move(j));
+      continue;
+    }
+    if (name == "console" || (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))) continue;
+    // Paths in the container are the host's, under /dev.
+    out.push_back(nlohmann::json{{"path", absl::StrCat("/dev", rel, "/", name)},
+                                 {"type", S_ISBLK(st.st_mode) ? "b" : "c"},
+                                 {"major", static_cast<int64_t>(::major(st.st_rdev))},
+                                 {"minor", static_cast<int64_t>(::minor(st.st_rdev))},
+                                 {"fileMode", st.st_mode & 07777},
+                                 {"uid", st.st_uid},
+                                 {"gid", st.st_gid}});
+  }
+  return out;
+}
 
 // The contents of `rel` inside the directory `root`, resolved as if `root` were "/" (symlinks
 // in the image cannot lead out of it); nullopt when it does not exist.
@@ -585,10 +642,14 @@ class Builder {
 
   absl::Status Capabilities(json* process) {
     std::map<int, std::string> caps, ambient;
+    // "Every capability" (privileged, or ALL) is every one in berthd's own bounding set, as
+    // containerd's WithAllCurrentCapabilities: a container cannot hold one its runtime lacks
+    // (this kind of host's bounding set has no CAP_SYS_RESOURCE), and asking for it fails the
+    // container's start.
     auto all = [&]() -> absl::Status {
       for (const std::string& name : runtime::KnownCapabilityNames()) {
         absl::StatusOr<int> n = runtime::CapabilityFromName(name);
-        if (n.ok()) caps[*n] = name;
+        if (n.ok() && ::prctl(PR_CAPBSET_READ, *n, 0, 0, 0) != 0) caps[*n] = name;
       }
       return absl::OkStatus();
     };
@@ -728,8 +789,8 @@ class Builder {
       cri.push_back(BindEntry("/dev/shm", source, false));
     }
 
-    // Image VOLUMEs nobody mounted anything on get an empty directory of their own. (Docker
-    // copies the image's content at that path into it first; containerd and berth do not.)
+    // Image VOLUMEs nobody mounted anything on get a directory of their own, with what the
+    // image has at that path copied in (as Docker and containerd do).
     for (size_t i = 0; i < in_.image.volumes.size(); ++i) {
       const std::string& v = in_.image.volumes[i];
       RETURN_IF_ERROR(NoNul("image config: config.Volumes", v));
@@ -739,6 +800,10 @@ class Builder {
       std::string dir = absl::StrCat(in_.volumes_dir, "/", i);
       RETURN_IF_ERROR(MkdirAll(dir, 0755));
       if (::chmod(dir.c_str(), 0755) != 0) return LastErrnoError(absl::StrCat("chmod ", dir));
+      if (absl::Status st = CopyImageContent(dest, dir); !st.ok()) {
+        return absl::Status(st.code(),
+                            absl::StrCat("image volume ", Quote(dest), ": ", st.message()));
+      }
       taken.insert(dest);
       cri.push_back(BindEntry(dest, dir, false));
     }
@@ -986,13 +1051,15 @@ class Builder {
     }
 
     // The device cgroup: deny all, then containerd's defaults (mknod of anything; the standard
-    // nodes, ptys, tun) or, privileged, everything. A privileged container gets no host devices
-    // bound in (containerd adds every node of the host's /dev): only its own /dev and whatever
-    // the request lists, with the cgroup allowing any.
+    // nodes, ptys, tun) or, privileged, everything. A privileged container also gets every
+    // device node of the host's /dev, as with containerd (its devices list; the request's
+    // devices come after and win for the same path).
     json rules = json::array();
     rules.push_back(json{{"allow", false}, {"access", "rwm"}});
     if (privileged_) {
       rules.push_back(json{{"allow", true}, {"access", "rwm"}});
+      ASSIGN_OR_RETURN(std::vector<json> host, HostDevices(in_.host_dev));
+      for (json& d : host) devices->push_back(std::move(d));
     } else {
       auto allow = [&](const char* type, int64_t major, int64_t minor, const char* access) {
         json rule = {{"allow", true}, {"type", type}, {"access", access}};
@@ -1039,7 +1106,12 @@ class Builder {
       }
       const char* type = S_ISBLK(st.st_mode) ? "b" : "c";
       int64_t major = ::major(st.st_rdev), minor = ::minor(st.st_rdev);
-      devices->push_back(json{{"path", CleanPath(path)},
+      // A host device of the same path (privileged) gives way to the request's.
+      const std::string clean = CleanPath(path);
+      for (auto it = devices->begin(); it != devices->end();) {
+        it = (*it)["path"] == clean ? devices->erase(it) : it + 1;
+      }
+      devices->push_back(json{{"path", clean},
                               {"type", type},
                               {"major", major},
                               {"minor", minor},
@@ -1051,6 +1123,32 @@ class Builder {
     }
     r["devices"] = std::move(rules);
     return r;
+  }
+
+  // What the image has at `dest` (a directory, found inside the rootfs: its symlinks cannot
+  // lead out) copied into the volume's directory `dir`, with the directory's own owner and
+  // mode. Nothing when the image has nothing there.
+  absl::Status CopyImageContent(const std::string& dest, const std::string& dir) {
+    if (in_.rootfs.empty()) return absl::OkStatus();
+    UniqueFd root(::open(in_.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) return LastErrnoError(absl::StrCat("open ", in_.rootfs));
+    struct open_how how {};
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    const std::string rel = dest.substr(1);
+    long fd = -1;
+    do {
+      fd = ::syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how);
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return absl::OkStatus();
+      return LastErrnoError(absl::StrCat("open ", in_.rootfs, dest));
+    }
+    UniqueFd src(static_cast<int>(fd));
+    UniqueFd out(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!out) return LastErrnoError(absl::StrCat("open ", dir));
+    RETURN_IF_ERROR(CopyTreeContents(src.get(), out.get(), in_.rootfs + dest));
+    return CopyDirMetadata(src.get(), out.get(), dir);
   }
 
   // ---- seccomp -------------------------------------------------------------------------------

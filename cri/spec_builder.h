@@ -44,8 +44,12 @@ struct SpecInputs {
   std::string pod_pid_ns_path;     // "/proc/<holder>/ns/pid" for pid POD; empty otherwise
   std::string target_pid_ns_path;  // for namespace_options.pid == TARGET
   std::string cgroups_path;        // e.g. "kubepods/burstable/pod<uid>/<container id>"
-  std::string volumes_dir;         // image VOLUMEs get empty dirs <volumes_dir>/<n> (mode 0755)
-  bool cgroup_v2 = false;          // unified hierarchy (`unified` resources are refused on v1)
+  // Image VOLUMEs get dirs <volumes_dir>/<n>, filled with the image's content at that path
+  // (from `rootfs`).
+  std::string volumes_dir;
+  bool cgroup_v2 = false;  // unified hierarchy (`unified` resources are refused on v1)
+  // The host's device directory: a privileged container gets every node in it.
+  std::string host_dev = "/dev";
   // Base for Localhost seccomp profiles given as relative paths (absolute ones used as is).
   std::string seccomp_profile_root = "/var/lib/kubelet/seccomp";
 };

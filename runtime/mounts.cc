@@ -274,6 +274,9 @@ absl::Status CreateDevices(const MountContext& ctx, const std::vector<Device>& d
   mode_t old_umask = sys.Umask(0);
   absl::Status result;
   for (const Device& d : all) {
+    // /dev/ptmx is the symlink to the container's own devpts made below (as runc does: a
+    // privileged container's list holds the host's node, which is left out).
+    if (defaults && d.path == "/dev/ptmx") continue;
     size_t slash = d.path.find_last_of('/');
     std::string parent = d.path.substr(0, slash);
     std::string name = d.path.substr(slash + 1);

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "cri/api/cri.h"
 #include "gtest/gtest.h"
 #include "tests/integration/berthd_launcher.h"
@@ -426,6 +428,66 @@ TEST_P(PodTest, HostNetworkPod) {
   v1::ExecSyncResponse r = Exec(id, {"readlink", "/proc/self/ns/net"});
   EXPECT_EQ(r.stdout(), absl::StrCat("net:[", mine.st_ino, "]\n"));
   (void)theirs;
+  RemovePod(pod);
+}
+
+// Image VOLUMEs: the layers image declares /work (a 1000:1000 0755 dir with a README) and
+// /no-such-dir (not in the image). Each container gets its own copy of the image's content,
+// with its owners, modes and times, in a directory of its own mounted there.
+TEST_P(PodTest, ImageVolumesStartWithTheImageContent) {
+  Import("layers", kLayers);
+  v1::PodSandboxConfig pc = PodConfig("volumes");
+  std::string pod = RunPod(pc);
+  std::string a =
+      CreateAndStart(pod, pc,
+                     CtrConfig("vol",
+                               {"sh", "-c",
+                                "stat -c '%u:%g %a' /work /work/README; cat /work/README; "
+                                "ls -A /no-such-dir | wc -l; grep -c ' /work ' /proc/self/mounts; "
+                                "echo written > /work/new && cat /work/new"},
+                               kLayers));
+  EXPECT_EQ(WaitExited(a).exit_code(), 0);
+  EXPECT_EQ(LogRecords(pc.log_directory() + "/vol.log"),
+            (std::vector<std::string>{"stdout F 1000:1000 755", "stdout F 1000:1000 644",
+                                      "stdout F the working directory of the layers image",
+                                      "stdout F 0", "stdout F 1", "stdout F written"}));
+  // Another container of the image starts from the image's content, not the first one's.
+  std::string b = CreateAndStart(pod, pc, CtrConfig("vol2", {"ls", "-A", "/work"}, kLayers));
+  EXPECT_EQ(WaitExited(b).exit_code(), 0);
+  EXPECT_EQ(LogRecords(pc.log_directory() + "/vol2.log"),
+            std::vector<std::string>{"stdout F README"});
+  RemovePod(pod);
+}
+
+// A privileged container gets every device node of the host's /dev (as containerd's do),
+// found as runc's HostDevices finds them (but /dev/console and /dev/ptmx, which stay the
+// container's own: its console, and the symlink to its devpts); an unprivileged one gets only
+// the standard ones.
+TEST_P(PodTest, PrivilegedContainerGetsTheHostDevices) {
+  const std::string find_devices =
+      "find /dev \\( -path /dev/pts -o -path /dev/shm -o -path /dev/fd -o -path /dev/mqueue "
+      "\\) -prune -o \\( -type c -o -type b \\) -print | grep -v '^/dev/\\(console\\|ptmx\\)$' | sort";
+  CommandResult host = RunCommand({"/bin/sh", "-c", find_devices});
+  ASSERT_EQ(host.exit_code, 0) << host.err;
+  std::vector<std::string> host_devices = absl::StrSplit(host.out, '\n', absl::SkipEmpty());
+  ASSERT_FALSE(host_devices.empty());
+
+  v1::PodSandboxConfig pc = PodConfig("privileged");
+  pc.mutable_linux()->mutable_security_context()->set_privileged(true);
+  std::string pod = RunPod(pc);
+  v1::ContainerConfig cc = CtrConfig("priv", {"sh", "-c", find_devices});
+  cc.mutable_linux()->mutable_security_context()->set_privileged(true);
+  std::string id = CreateAndStart(pod, pc, cc);
+  EXPECT_EQ(WaitExited(id).exit_code(), 0);
+  std::set<std::string> seen;
+  for (const std::string& r : LogRecords(pc.log_directory() + "/priv.log")) {
+    seen.insert(std::string(absl::StripPrefix(r, "stdout F ")));
+  }
+  for (const std::string& d : host_devices) EXPECT_EQ(seen.count(d), 1u) << d << " missing";
+
+  v1::ContainerConfig plain = CtrConfig("plain", {"sh", "-c", "test -e /dev/kmsg"});
+  std::string other = CreateAndStart(pod, pc, plain);
+  EXPECT_EQ(WaitExited(other).exit_code(), 1);  // the host's /dev/kmsg is not there
   RemovePod(pod);
 }
 

@@ -1,6 +1,7 @@
 #include "cri/spec_builder.h"
 
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -431,8 +433,18 @@ TEST_F(SpecBuilderTest, AddAndDropCapabilities) {
   EXPECT_THAT(st.message(), HasSubstr("add_capabilities[2]"));
 }
 
+// The capabilities in this process' bounding set: what "all" means for a container.
+size_t CapabilitiesInBoundingSet() {
+  size_t n = 0;
+  for (const std::string& name : runtime::KnownCapabilityNames()) {
+    absl::StatusOr<int> cap = runtime::CapabilityFromName(name);
+    if (cap.ok() && ::prctl(PR_CAPBSET_READ, *cap, 0, 0, 0) == 1) ++n;
+  }
+  return n;
+}
+
 TEST_F(SpecBuilderTest, AllCapabilities) {
-  size_t known = runtime::KnownCapabilityNames().size();
+  size_t known = CapabilitiesInBoundingSet();
   v1::Capability* c = sc()->mutable_capabilities();
   c->add_add_capabilities("ALL");
   c->add_drop_capabilities("KILL");
@@ -453,8 +465,7 @@ TEST_F(SpecBuilderTest, PrivilegedContainer) {
   sc()->set_no_new_privs(true);
   sc()->mutable_seccomp()->set_profile_type(v1::SecurityProfile::RuntimeDefault);
   json spec = Build().spec;
-  EXPECT_EQ(spec["process"]["capabilities"]["effective"].size(),
-            runtime::KnownCapabilityNames().size());
+  EXPECT_EQ(spec["process"]["capabilities"]["effective"].size(), CapabilitiesInBoundingSet());
   EXPECT_EQ(spec["process"]["noNewPrivileges"], false);
   EXPECT_FALSE(spec["linux"].contains("seccomp"));
   EXPECT_FALSE(spec["linux"].contains("maskedPaths"));
@@ -463,6 +474,15 @@ TEST_F(SpecBuilderTest, PrivilegedContainer) {
   EXPECT_THAT(Strings((*FindMount(spec, "/sys/fs/cgroup"))["options"]), Contains("rw"));
   EXPECT_THAT(spec["linux"]["resources"]["devices"],
               Contains(json{{"allow", true}, {"access", "rwm"}}));
+  // The host's device nodes are in its devices list (here: /dev/null, 1:3).
+  bool null = false;
+  for (const json& d : spec["linux"]["devices"]) {
+    null = null ||
+           (d["path"] == "/dev/null" && d["type"] == "c" && d["major"] == 1 && d["minor"] == 3);
+    EXPECT_NE(d["path"], "/dev/console");
+    EXPECT_FALSE(absl::StartsWith(d["path"].get<std::string>(), "/dev/pts/")) << d;
+  }
+  EXPECT_TRUE(null) << spec["linux"]["devices"];
 }
 
 TEST_F(SpecBuilderTest, PrivilegedNeedsAPrivilegedSandbox) {
@@ -626,6 +646,37 @@ TEST_F(SpecBuilderTest, ImageVolumes) {
   EXPECT_EQ(st.st_mode & 07777, 0755u);
   EXPECT_EQ((*FindMount(spec, "/data"))["source"], dir_ + "/host/data");
   EXPECT_FALSE(fs::exists(in_.volumes_dir + "/1"));
+}
+
+TEST_F(SpecBuilderTest, ImageVolumesGetTheImageContentConfined) {
+  // /cache has content (a file, a subdirectory, a symlink pointing out of the rootfs);
+  // /escape is a symlink climbing out of the rootfs to a directory with a secret.
+  WriteText(rootfs_ + "/cache/sub/file", "cached\n");
+  ASSERT_EQ(::chmod((rootfs_ + "/cache").c_str(), 0750), 0);
+  ASSERT_EQ(::chmod((rootfs_ + "/cache/sub/file").c_str(), 0604), 0);
+  fs::create_symlink("../../../outside/secret", rootfs_ + "/cache/link");
+  WriteText(dir_ + "/outside/secret", "host secret\n");
+  fs::create_symlink("../../outside", rootfs_ + "/escape");
+  in_.image.volumes = {"/cache", "/escape"};
+  json spec = Build().spec;
+  const std::string cache = in_.volumes_dir + "/0";
+  EXPECT_EQ((*FindMount(spec, "/cache"))["source"], cache);
+  std::ifstream copied(cache + "/sub/file");
+  std::string text((std::istreambuf_iterator<char>(copied)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "cached\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(cache.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);  // the image directory's mode
+  ASSERT_EQ(::stat((cache + "/sub/file").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0604u);
+  // The symlink is copied as a link, not followed.
+  ASSERT_EQ(::lstat((cache + "/link").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_EQ(fs::read_symlink(cache + "/link"), "../../../outside/secret");
+  // /escape resolves inside the rootfs (where there is nothing): an empty volume.
+  const std::string escape = in_.volumes_dir + "/1";
+  EXPECT_EQ((*FindMount(spec, "/escape"))["source"], escape);
+  EXPECT_TRUE(fs::is_empty(escape));
 }
 
 // ---- linux -----------------------------------------------------------------------------------
