@@ -58,6 +58,63 @@ std::string Trim(const std::string& s) {
   return std::string(absl::StripAsciiWhitespace(s));
 }
 
+// Polls `done` every 50 ms until it holds or `timeout` passes; its last answer.
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return done();
+}
+
+// A container command: busybox httpd on 127.0.0.1:8080 (the pod's localhost) serving `page`.
+std::vector<std::string> WebServer(const std::string& page) {
+  return {"sh", "-c",
+          absl::StrCat("mkdir -p /www && echo ", page,
+                       " > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www")};
+}
+
+std::string HttpGet(int port);
+
+// `berthctl port-forward` (runtime at `endpoint`, plus `flags`) from a free local port to 8080
+// in `pod`, where WebServer(page) runs, and from another to 9, where nothing listens: the page
+// comes back, the closed port's error is reported, and the forwarder keeps serving.
+void ExpectPortForwardServes(const std::string& endpoint, const std::string& pod,
+                             const std::vector<std::string>& flags, const std::string& page,
+                             const std::string& log) {
+  const int local = FreeLoopbackPort(), closed = FreeLoopbackPort();
+  std::vector<std::string> argv = {BERTHCTL_PATH, "--runtime-endpoint", endpoint, "port-forward"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.insert(argv.end(), {pod, absl::StrCat(local, ":8080"), absl::StrCat(closed, ":9")});
+  Child pf;
+  pf.Start(argv, log);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return absl::StrContains(ReadFileOrEmpty(log),
+                                 absl::StrCat("Forwarding from 127.0.0.1:", closed, " -> 9"));
+      },
+      absl::Seconds(20)))
+      << ReadFileOrEmpty(log);
+  std::string got;
+  // httpd may still be starting: the first connections can see nothing listening.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        got = HttpGet(local);
+        return absl::StrContains(got, page);
+      },
+      absl::Seconds(20)))
+      << got << ReadFileOrEmpty(log);
+  EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.")) << got;
+  EXPECT_EQ(HttpGet(closed), "");
+  EXPECT_TRUE(
+      WaitUntil([&] { return absl::StrContains(ReadFileOrEmpty(log), "error forwarding port 9"); },
+                absl::Seconds(20)))
+      << ReadFileOrEmpty(log);
+  EXPECT_NE(HttpGet(local).find(page), std::string::npos);  // still serving
+  pf.Stop(SIGTERM, absl::Seconds(10));
+}
+
 class BerthctlPodsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -164,12 +221,7 @@ class BerthctlPodsTest : public ::testing::Test {
   }
 
   bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      if (done()) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return done();
+    return WaitUntil(done, timeout);
   }
 
   TempDir dir_;
@@ -428,43 +480,16 @@ TEST_F(BerthctlPodsTest, AttachAndPortForward) {
 
   // port-forward to a web server on localhost in the pod's network namespace, and to a port
   // where nothing listens (the error comes back, the forwarder keeps serving).
-  const std::string web = CtlOk(
-      {"create", pod,
-       ContainerConfigFile("web", {"sh", "-c",
-                                   "mkdir -p /www && echo hello-from-pod > /www/index.html && "
-                                   "exec httpd -f -p 127.0.0.1:8080 -h /www"}),
-       pod_json});
+  const std::string web =
+      CtlOk({"create", pod, ContainerConfigFile("web", WebServer("hello-from-pod")), pod_json});
   CtlOk({"start", web});
   r = PipedCtl(d_->socket(), "z\\n", {"attach", "-i", web});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("not created with stdin"), std::string::npos) << r.err;
   for (const std::string transport : {"spdy", "websocket"}) {
     SCOPED_TRACE(transport);
-    const int local = FreeLoopbackPort(), closed = FreeLoopbackPort();
-    const std::string log = dir_ / ("pf-" + transport + ".log");
-    Child pf;
-    pf.Start(
-        {BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(), "port-forward",
-         "--transport", transport, pod, absl::StrCat(local, ":8080"), absl::StrCat(closed, ":9")},
-        log);
-    ASSERT_TRUE(WaitFor([&] {
-      return absl::StrContains(ReadFileOrEmpty(log),
-                               absl::StrCat("Forwarding from 127.0.0.1:", closed, " -> 9"));
-    })) << ReadFileOrEmpty(log);
-    std::string page;
-    // httpd may still be starting: the first connections can see nothing listening.
-    EXPECT_TRUE(WaitFor([&] {
-      page = HttpGet(local);
-      return absl::StrContains(page, "hello-from-pod");
-    })) << page
-        << ReadFileOrEmpty(log);
-    EXPECT_TRUE(absl::StartsWith(page, "HTTP/1.")) << page;
-    EXPECT_EQ(HttpGet(closed), "");
-    EXPECT_TRUE(WaitFor([&] {
-      return absl::StrContains(ReadFileOrEmpty(log), "error forwarding port 9");
-    })) << ReadFileOrEmpty(log);
-    EXPECT_NE(HttpGet(local).find("hello-from-pod"), std::string::npos);  // still serving
-    pf.Stop(SIGTERM, absl::Seconds(10));
+    ExpectPortForwardServes("unix://" + d_->socket(), pod, {"--transport", transport},
+                            "hello-from-pod", dir_ / ("pf-" + transport + ".log"));
   }
 
   CtlOk({"stopp", pod});
@@ -501,12 +526,8 @@ TEST_F(BerthctlTlsStreamingTest, ExecAndPortForwardOverHttps) {
   const std::string pod_json = PodConfigFile("tls");
   const std::string pod = CtlOk({"runp", pod_json});
   ASSERT_FALSE(pod.empty());
-  const std::string web = CtlOk(
-      {"create", pod,
-       ContainerConfigFile("web", {"sh", "-c",
-                                   "mkdir -p /www && echo hello-over-tls > /www/index.html && "
-                                   "exec httpd -f -p 127.0.0.1:8080 -h /www"}),
-       pod_json});
+  const std::string web =
+      CtlOk({"create", pod, ContainerConfigFile("web", WebServer("hello-over-tls")), pod_json});
   CtlOk({"start", web});
   const std::string ca = dir_ / "stream.crt";
   for (const std::string transport : {"spdy", "websocket"}) {
@@ -532,19 +553,8 @@ TEST_F(BerthctlTlsStreamingTest, ExecAndPortForwardOverHttps) {
   }
   EXPECT_EQ(Ctl({"exec", web, "test", "-e", "/ran"}).exit_code, 1);  // refused before it ran
 
-  const int local = FreeLoopbackPort();
-  const std::string log = dir_ / "pf-tls.log";
-  Child pf;
-  pf.Start({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + d_->socket(), "port-forward",
-            "--stream-ca", ca, pod, absl::StrCat(local, ":8080")},
-           log);
-  std::string page;
-  EXPECT_TRUE(WaitFor([&] {
-    page = HttpGet(local);
-    return absl::StrContains(page, "hello-over-tls");
-  })) << page
-      << ReadFileOrEmpty(log);
-  pf.Stop(SIGTERM, absl::Seconds(10));
+  ExpectPortForwardServes("unix://" + d_->socket(), pod, {"--stream-ca", ca}, "hello-over-tls",
+                          dir_ / "pf-tls.log");
 
   CtlOk({"stopp", pod});
   CtlOk({"rmp", pod});
@@ -1049,12 +1059,7 @@ state = ")",
   }
 
   bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      if (done()) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return done();
+    return WaitUntil(done, timeout);
   }
 
   // berthctl against containerd; with `input`, that is its stdin (printf escapes).
@@ -1151,30 +1156,11 @@ TEST_F(BerthctlAgainstContainerdTest, ExecAttachAndPortForward) {
   attach.Stop(SIGTERM, absl::Seconds(10));
 
   // port-forward to httpd on the pod's localhost, and to a closed port.
-  Container(pod, pod_json, "web",
-            {"sh", "-c",
-             "mkdir -p /www && echo hello-from-containerd > /www/index.html && "
-             "exec httpd -f -p 127.0.0.1:8080 -h /www"});
+  Container(pod, pod_json, "web", WebServer("hello-from-containerd"));
   for (const std::string transport : {"spdy", "websocket"}) {
     SCOPED_TRACE(transport);
-    const int local = FreeLoopbackPort(), closed = FreeLoopbackPort();
-    const std::string log = dir_ / ("pf-" + transport + ".log");
-    Child pf;
-    pf.Start({BERTHCTL_PATH, "--runtime-endpoint", "unix://" + sock_, "port-forward", "--transport",
-              transport, pod, absl::StrCat(local, ":8080"), absl::StrCat(closed, ":9")},
-             log);
-    std::string page;
-    EXPECT_TRUE(WaitFor([&] {
-      page = HttpGet(local);
-      return absl::StrContains(page, "hello-from-containerd");
-    })) << page
-        << ReadFileOrEmpty(log);
-    EXPECT_EQ(HttpGet(closed), "");
-    EXPECT_TRUE(WaitFor([&] {
-      return absl::StrContains(ReadFileOrEmpty(log), "error forwarding port 9");
-    })) << ReadFileOrEmpty(log);
-    EXPECT_NE(HttpGet(local).find("hello-from-containerd"), std::string::npos);
-    pf.Stop(SIGTERM, absl::Seconds(10));
+    ExpectPortForwardServes("unix://" + sock_, pod, {"--transport", transport},
+                            "hello-from-containerd", dir_ / ("pf-" + transport + ".log"));
   }
 
   CtlOk({"stopp", pod});
