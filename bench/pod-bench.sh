@@ -34,7 +34,9 @@
 #
 # Environment: BERTH_BUILD_DIR (default build-release), WARMUP (default 3), KEEP_PODS (default
 # 10; 0 skips the memory figures), SETTLE_MS (wait before the memory is sampled with KEEP_PODS
-# pods running; default 2000), BERTH_RUNC (default 1), FIXTURE_IMAGES (default
+# pods running; default 2000), POLL_S (then that many seconds of a kubelet's steady calls with
+# the pods running: relist every second, stats every 10 s; the daemon's memory again; default
+# 15, 0 skips), BERTH_RUNC (default 1), FIXTURE_IMAGES (default
 # BUILD/fixtures/images), KEEP=1 keeps the temp dir (logs, JSON).
 set -euo pipefail
 export LC_ALL=C
@@ -50,6 +52,7 @@ KEEP_PODS=${KEEP_PODS:-10}
 EXEC_RUNS=${EXEC_RUNS:-$RUNS}
 EXEC_MIB=${EXEC_MIB:-100}
 SETTLE_MS=${SETTLE_MS:-2000}
+POLL_S=${POLL_S:-15}
 BERTH_RUNC=${BERTH_RUNC:-1}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 SELF=$SRC/bench/$(basename "$0")
@@ -235,7 +238,7 @@ sleep 1 # idle: let it settle before the benchmark samples its memory
 log "berthd pid $BERTHD_PID: $RUNS pods (+$WARMUP warm-up), then $KEEP_PODS at once"
 run_bench berth --endpoint "unix://$B/berth.sock" --pull --daemon-pid "$BERTHD_PID" \
   --exec-runs "$EXEC_RUNS" --exec-mib "$EXEC_MIB" \
-  --keep-pods "$KEEP_PODS" --per-pod-process berth-monitor --per-pod-match "$B/" ||
+  --keep-pods "$KEEP_PODS" --poll-s "$POLL_S" --per-pod-process berth-monitor --per-pod-match "$B/" ||
   { tail -20 "$B/berthd.log" >&2; die "berth-pod-bench against berthd failed"; }
 BLOG_LINES=$(wc -l <"$B/berthd.log") # the log of the runc-handler runs follows
 if [ "$BERTH_RUNC" = 1 ]; then
@@ -285,7 +288,7 @@ sleep 1
 log "containerd pid $CONTAINERD_PID: $RUNS pods (+$WARMUP warm-up), then $KEEP_PODS at once"
 run_bench containerd --endpoint "unix://$CSOCK" --pull --pull-extra "$PAUSE" \
   --exec-runs "$EXEC_RUNS" --exec-mib "$EXEC_MIB" \
-  --daemon-pid "$CONTAINERD_PID" --keep-pods "$KEEP_PODS" --per-pod-process containerd-shim \
+  --daemon-pid "$CONTAINERD_PID" --keep-pods "$KEEP_PODS" --poll-s "$POLL_S" --per-pod-process containerd-shim \
   --per-pod-match "$CSOCK" ||
   { grep -i 'level=error' "$C/containerd.log" | tail -20 >&2; die "berth-pod-bench against containerd failed"; }
 stop_pid "$CONTAINERD_PID" containerd
@@ -361,6 +364,12 @@ if [ "$KEEP_PODS" -gt 0 ]; then
     "$(mib "$(q "$BJ" .memory.daemon_after_runs.rss_kib)")" "$(mib "$(q "$CJ" .memory.daemon_after_runs.rss_kib)")"
   printf '%-58s %10s %12s\n' "daemon RSS with $KEEP_PODS pods" \
     "$(mib "$(q "$BJ" .memory.daemon_with_pods.rss_kib)")" "$(mib "$(q "$CJ" .memory.daemon_with_pods.rss_kib)")"
+  if [ "$POLL_S" -gt 0 ]; then
+    printf '%-58s %10s %12s\n' "daemon RSS with the pods, polled ${POLL_S} s as by a kubelet" \
+      "$(mib "$(q "$BJ" .memory.daemon_polled.rss_kib)")" "$(mib "$(q "$CJ" .memory.daemon_polled.rss_kib)")"
+    printf '%-58s %10s %12s\n' "  largest seen while polled" \
+      "$(mib "$(q "$BJ" .memory.daemon_polled_max_rss_kib)")" "$(mib "$(q "$CJ" .memory.daemon_polled_max_rss_kib)")"
+  fi
   printf '%-58s %10s %12s\n' "per-pod process (berth-monitor / shim): count" \
     "$(q "$BJ" .memory.per_pod_processes)" "$(q "$CJ" .memory.per_pod_processes)"
   printf '%-58s %10s %12s\n' "per-pod process RSS, median" \

@@ -7,7 +7,7 @@
 //                   [--handler NAME] [--pull] [--pull-extra REF]... [--log-dir DIR]
 //                   [--cgroup-root /berth-bench] [--keep-pods K --daemon-pid PID
 //                    --per-pod-process NAME [--per-pod-match SUBSTR]] [--settle-ms MS]
-//                   [--exec-runs N [--exec-mib M]]
+//                   [--exec-runs N [--exec-mib M]] [--poll-s S]
 //
 // One run: RunPodSandbox (pod bench-<i>, namespace bench, a unique uid, log_directory under
 // --log-dir, linux.cgroup_parent <cgroup-root>/pod<i>, namespaces: network POD, ipc POD, pid
@@ -30,6 +30,12 @@
 //                    VmRSS (/proc/PID/status) and Pss (/proc/PID/smaps_rollup), medians; and
 //                    the memory added per pod, Pss: (the per-pod processes + every process in a
 //                    cgroup under --cgroup-root + the daemon's growth) / K.
+//
+// --poll-s S        with the K pods running (after their sample), S seconds of a kubelet's
+//                    steady calls: every second the PLEG's relist (ListPodSandbox,
+//                    ListContainers), every 10 s the stats (ListPodSandboxStats,
+//                    ListContainerStats); then the daemon's memory again, and its largest
+//                    VmRSS seen at the end of each second ("daemon_polled").
 //
 // --cleanup         stops and removes every pod labelled io.berth.bench=pod (RemovePodSandbox
 //                    removes its containers) and exits: what an interrupted run left.
@@ -185,6 +191,7 @@ struct Options {
   std::vector<std::string> pull_extra;
   int runs = 50, warmup = 3, keep_pods = 0, daemon_pid = 0, settle_ms = 2000, timeout_s = 120;
   int exec_runs = 0, exec_mib = 100;  // streaming exec: echo latency runs, throughput size
+  int poll_s = 0;                     // kubelet-like polling with the K pods, seconds
   bool pull = false, cleanup = false;
 };
 
@@ -203,6 +210,40 @@ class Bench {
     grpc::Status gs = conn_->image().PullImage(ctx.get(), req, &resp);
     *ms = MsSince(t0);
     return Ok(gs, absl::StrCat("PullImage ", ref));
+  }
+
+  // What a kubelet calls all the time: the PLEG's relist, and (`stats`) the stats.
+  bool Relist(bool stats) {
+    bool ok = true;
+    {
+      v1::ListPodSandboxResponse resp;
+      auto ctx = Ctx(absl::Seconds(30));
+      ok = Ok(conn_->runtime().ListPodSandbox(ctx.get(), v1::ListPodSandboxRequest(), &resp),
+              "ListPodSandbox") &&
+           ok;
+    }
+    {
+      v1::ListContainersResponse resp;
+      auto ctx = Ctx(absl::Seconds(30));
+      ok = Ok(conn_->runtime().ListContainers(ctx.get(), v1::ListContainersRequest(), &resp),
+              "ListContainers") &&
+           ok;
+    }
+    if (stats) {
+      v1::ListPodSandboxStatsResponse presp;
+      auto pctx = Ctx(absl::Seconds(30));
+      ok = Ok(conn_->runtime().ListPodSandboxStats(pctx.get(), v1::ListPodSandboxStatsRequest(),
+                                                   &presp),
+              "ListPodSandboxStats") &&
+           ok;
+      v1::ListContainerStatsResponse cresp;
+      auto cctx = Ctx(absl::Seconds(30));
+      ok = Ok(conn_->runtime().ListContainerStats(cctx.get(), v1::ListContainerStatsRequest(),
+                                                  &cresp),
+              "ListContainerStats") &&
+           ok;
+    }
+    return ok;
   }
 
   // A pod with a running `sleep`; the times of its three calls go to `times` when not null.
@@ -427,7 +468,8 @@ void Usage(const char* argv0) {
                "       [--warmup W] [--handler NAME] [--pull] [--pull-extra REF]...\n"
                "       [--log-dir DIR] [--cgroup-root /berth-bench] [--timeout SECONDS]\n"
                "       [--keep-pods K] [--daemon-pid PID] [--per-pod-process NAME]\n"
-               "       [--per-pod-match SUBSTR] [--settle-ms MS] [--exec-runs N] [--exec-mib M]\n",
+               "       [--per-pod-match SUBSTR] [--settle-ms MS] [--exec-runs N] [--exec-mib M]\n"
+               "       [--poll-s S]\n",
                argv0, argv0);
 }
 
@@ -473,6 +515,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       ok = absl::SimpleAtoi(v, &o->settle_ms) && o->settle_ms >= 0;
     } else if (a == "--exec-runs" && (v = next())) {
       ok = absl::SimpleAtoi(v, &o->exec_runs) && o->exec_runs >= 0;
+    } else if (a == "--poll-s" && (v = next())) {
+      ok = absl::SimpleAtoi(v, &o->poll_s) && o->poll_s >= 0;
     } else if (a == "--exec-mib" && (v = next())) {
       ok = absl::SimpleAtoi(v, &o->exec_mib) && o->exec_mib > 0;
     } else if (a == "--timeout" && (v = next())) {
@@ -610,8 +654,8 @@ int main(int argc, char** argv) {
     for (int r = 0; ok && r < 3; ++r) {
       double f = 0, t = 0;
       uint64_t bytes = 0;
-      ok = bench.StreamExec(pod.ctr_id, {"head", "-c", std::to_string(want), "/dev/zero"}, &f,
-                            &t, &bytes);
+      ok = bench.StreamExec(pod.ctr_id, {"head", "-c", std::to_string(want), "/dev/zero"}, &f, &t,
+                            &bytes);
       if (ok && bytes != want) {
         std::fprintf(stderr, "exec throughput: %llu of %llu bytes arrived\n",
                      static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(want));
@@ -699,6 +743,20 @@ int main(int argc, char** argv) {
       }
       mem["added_pss_kib_per_pod"] =
           static_cast<double>(total_pss + in_cgroups + daemon_growth) / o.keep_pods;
+      if (o.poll_s > 0 && o.daemon_pid > 0) {
+        long max_rss = 0;
+        Mem last;
+        for (int second = 0; second < o.poll_s && ok; ++second) {
+          const Clock::time_point tick = Clock::now();
+          ok = bench.Relist(second % 10 == 0);
+          std::this_thread::sleep_until(tick + std::chrono::seconds(1));
+          last = MemOf(o.daemon_pid);
+          max_rss = std::max(max_rss, last.rss_kib);
+        }
+        mem["poll_s"] = o.poll_s;
+        mem["daemon_polled"] = MemJson(last);
+        mem["daemon_polled_max_rss_kib"] = max_rss;
+      }
     }
     for (Bench::Pod& p : pods) ok = bench.Stop(&p, nullptr) && ok;
     if (!ok) return 1;
