@@ -216,29 +216,38 @@ absl::StatusOr<std::vector<nlohmann::json>> HostDevices(const std::string& root,
   return out;
 }
 
-// The contents of `rel` inside the directory `root`, resolved as if `root` were "/" (symlinks
-// in the image cannot lead out of it); nullopt when it does not exist.
-absl::StatusOr<std::optional<std::string>> ReadInRoot(int root, const std::string& rootfs,
-                                                      const char* rel) {
+// `rel` inside the directory `root` (the rootfs, named `rootfs` in messages), resolved as if
+// `root` were "/" (symlinks in the image cannot lead out of it) and opened with `flags`;
+// nullopt when it does not exist.
+absl::StatusOr<std::optional<UniqueFd>> OpenInRootfs(int root, const std::string& rootfs,
+                                                     const std::string& rel, uint64_t flags) {
   struct open_how how {};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.flags = flags | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  std::string name = absl::StrCat(rootfs, "/", rel);
   long fd = -1;
   do {
-    fd = ::syscall(SYS_openat2, root, rel, &how, sizeof how);
+    fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
   } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
-    return LastErrnoError(absl::StrCat("open ", name));
+    return LastErrnoError(absl::StrCat("open ", rootfs, "/", rel));
   }
-  UniqueFd file(static_cast<int>(fd));
+  return std::optional<UniqueFd>(UniqueFd(static_cast<int>(fd)));
+}
+
+// The contents of `rel` inside the rootfs (see OpenInRootfs); nullopt when it does not exist.
+absl::StatusOr<std::optional<std::string>> ReadInRoot(int root, const std::string& rootfs,
+                                                      const char* rel) {
+  ASSIGN_OR_RETURN(std::optional<UniqueFd> file,
+                   OpenInRootfs(root, rootfs, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK));
+  if (!file) return std::nullopt;
+  const std::string name = absl::StrCat(rootfs, "/", rel);
   struct stat st {};
-  if (::fstat(file.get(), &st) != 0) return LastErrnoError(absl::StrCat("stat ", name));
+  if (::fstat(file->get(), &st) != 0) return LastErrnoError(absl::StrCat("stat ", name));
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(name, " is not a regular file"));
   }
-  ASSIGN_OR_RETURN(std::string text, ReadFd(file.get(), name, kMaxEtcFile));
+  ASSIGN_OR_RETURN(std::string text, ReadFd(file->get(), name, kMaxEtcFile));
   return std::optional<std::string>(std::move(text));
 }
 
@@ -1132,23 +1141,13 @@ class Builder {
     if (in_.rootfs.empty()) return absl::OkStatus();
     UniqueFd root(::open(in_.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) return LastErrnoError(absl::StrCat("open ", in_.rootfs));
-    struct open_how how {};
-    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    const std::string rel = dest.substr(1);
-    long fd = -1;
-    do {
-      fd = ::syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how);
-    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-    if (fd < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return absl::OkStatus();
-      return LastErrnoError(absl::StrCat("open ", in_.rootfs, dest));
-    }
-    UniqueFd src(static_cast<int>(fd));
+    ASSIGN_OR_RETURN(std::optional<UniqueFd> src,
+                     OpenInRootfs(root.get(), in_.rootfs, dest.substr(1), O_RDONLY | O_DIRECTORY));
+    if (!src) return absl::OkStatus();
     UniqueFd out(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!out) return LastErrnoError(absl::StrCat("open ", dir));
-    RETURN_IF_ERROR(CopyTreeContents(src.get(), out.get(), in_.rootfs + dest));
-    return CopyDirMetadata(src.get(), out.get(), dir);
+    RETURN_IF_ERROR(CopyTreeContents(src->get(), out.get(), in_.rootfs + dest));
+    return CopyDirMetadata(src->get(), out.get(), dir);
   }
 
   // ---- seccomp -------------------------------------------------------------------------------

@@ -231,14 +231,13 @@ class StreamingServer::Impl {
   // (What a burst of sessions leaves in the malloc arenas of this thread and the pool's is
   // given back by berthd's idle trim, which watches Activity().)
   void SessionEnded() {
-    --active_;
+    active_.fetch_sub(1, std::memory_order_relaxed);
     activity_.fetch_add(1, std::memory_order_relaxed);
-    busy_.store(active_ > 0, std::memory_order_relaxed);
   }
 
  public:
   int64_t Activity(bool* busy) const {
-    *busy = busy_.load(std::memory_order_relaxed);
+    *busy = active_.load(std::memory_order_relaxed) > 0;
     return activity_.load(std::memory_order_relaxed);
   }
 
@@ -261,9 +260,8 @@ class StreamingServer::Impl {
   }
 
   awaitable<void> Serve(tcp::socket socket) {
-    ++active_;
+    active_.fetch_add(1, std::memory_order_relaxed);
     activity_.fetch_add(1, std::memory_order_relaxed);
-    busy_.store(true, std::memory_order_relaxed);
     struct Done {
       Impl* impl;
       ~Done() { impl->SessionEnded(); }
@@ -935,9 +933,9 @@ class StreamingServer::Impl {
   std::optional<asio::ssl::context> tls_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
-  int active_ = 0;                    // connections being served (I/O thread only)
-  std::atomic<int64_t> activity_{0};  // connections accepted + ended (any thread reads)
-  std::atomic<bool> busy_{false};     // active_ > 0
+  // Connections being served, and accepted + ended (changed on the I/O thread, read by any).
+  std::atomic<int> active_{0};
+  std::atomic<int64_t> activity_{0};
   std::string base_url_;
   TokenCache tokens_;
 };

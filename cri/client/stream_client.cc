@@ -189,6 +189,18 @@ awaitable<absl::StatusOr<TlsSocket>> Handshake(tcp::socket& socket, const Url& u
   co_return std::move(tls);
 }
 
+// Connects to the URL's server (through TLS for https) and returns what `upgrade` makes of the
+// stream: the TCP socket, or the TLS stream over it.
+template <typename R, typename Upgrade>
+awaitable<absl::StatusOr<R>> Connected(const Url& u, const std::string& ca_file, Upgrade& upgrade) {
+  absl::StatusOr<tcp::socket> socket = co_await Connect(u);
+  if (!socket.ok()) co_return socket.status();
+  if (!u.tls) co_return co_await upgrade(*socket);
+  absl::StatusOr<TlsSocket> tls = co_await Handshake(*socket, u, ca_file);
+  if (!tls.ok()) co_return tls.status();
+  co_return co_await upgrade(*tls);
+}
+
 // SPDY: POST with Upgrade: SPDY/3.1 and the protocols we speak, in preference order.
 using SpdyUpgrade = std::pair<std::shared_ptr<stream::SpdyConnection>, std::string>;
 
@@ -233,12 +245,8 @@ awaitable<absl::StatusOr<SpdyUpgrade>> UpgradeSpdyOn(S& socket, const Url& u,
 awaitable<absl::StatusOr<SpdyUpgrade>> UpgradeSpdy(const Url& u,
                                                    const std::vector<std::string>& protocols,
                                                    const std::string& ca_file) {
-  absl::StatusOr<tcp::socket> socket = co_await Connect(u);
-  if (!socket.ok()) co_return socket.status();
-  if (!u.tls) co_return co_await UpgradeSpdyOn(*socket, u, protocols);
-  absl::StatusOr<TlsSocket> tls = co_await Handshake(*socket, u, ca_file);
-  if (!tls.ok()) co_return tls.status();
-  co_return co_await UpgradeSpdyOn(*tls, u, protocols);
+  auto upgrade = [&](auto& stream) { return UpgradeSpdyOn(stream, u, protocols); };
+  co_return co_await Connected<SpdyUpgrade>(u, ca_file, upgrade);
 }
 
 template <typename S>
@@ -272,12 +280,8 @@ awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocketOn(S& socket, const Url& u,
 awaitable<absl::StatusOr<Upgraded>> UpgradeWebSocket(const Url& u,
                                                      const std::vector<std::string>& protocols,
                                                      const std::string& ca_file) {
-  absl::StatusOr<tcp::socket> socket = co_await Connect(u);
-  if (!socket.ok()) co_return socket.status();
-  if (!u.tls) co_return co_await UpgradeWebSocketOn(*socket, u, protocols);
-  absl::StatusOr<TlsSocket> tls = co_await Handshake(*socket, u, ca_file);
-  if (!tls.ok()) co_return tls.status();
-  co_return co_await UpgradeWebSocketOn(*tls, u, protocols);
+  auto upgrade = [&](auto& stream) { return UpgradeWebSocketOn(stream, u, protocols); };
+  co_return co_await Connected<Upgraded>(u, ca_file, upgrade);
 }
 
 // `context` is the io_context this runs on (a stdin reader thread may need it longer).
